@@ -1,0 +1,102 @@
+"""``ovss bench``: the robustness benchmark (datasets x corruptions x methods x seeds) and its summary.
+
+Runs under ``torchrun --nproc-per-node N -m ovss bench ...`` as well: the images are split across
+the processes and the confusion matrices summed, giving the single-process numbers exactly.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import OvssError
+from .common import add_model_args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark segmentation under corruptions and adaptation methods",
+        description=(
+            "Evaluate every dataset clean and under ImageNet-C corruptions, for each adaptation method and seed; "
+            "writes RUN/{dataset}/{method}/{corruption}.json per scenario (a rerun skips finished ones and resumes "
+            "unfinished ones), then RUN/summary.md, RUN/summary.csv and RUN/{dataset}_bar.png."
+        ),
+    )
+    p.add_argument("--dataset", help="dataset name(s), comma-separated (see `ovss data list`)")
+    p.add_argument("--data-root", help="dataset root(s), comma-separated, one per dataset (or one for all)")
+    p.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    p.add_argument("--corruptions", default="all",
+                   help="all, original, or comma-separated corruption names; original is always included (default: all)")
+    p.add_argument("--severity", type=int, default=5, help="corruption severity 1..5 (default: 5)")
+    p.add_argument("--head", default=None, help="dense head (default: the preset's)")
+    p.add_argument("--preset", default=None,
+                   help="inference protocol (default: shapesworld for the embedded model on shapesworld, else naclip)")
+    p.add_argument("--methods", default="none", help="adaptation methods, comma-separated (default: none)")
+    p.add_argument("--seeds", default="0", help="seeds, comma-separated; several give mean ± std (default: 0)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images of each dataset")
+    p.add_argument("--workers", type=int, default=2, help="data-loading worker processes (default: 2; 0 = in the main process)")
+    p.add_argument("--checkpoint-every", type=int, default=25, metavar="N",
+                   help="save an unfinished scenario's progress every N images (default: 25)")
+    add_model_args(p)
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder for the results")
+    p.add_argument("--report-only", action="store_true", help="only rebuild the summary from the JSONs in RUN")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def _split(text: str | None, what: str) -> list[str]:
+    items = [t.strip() for t in (text or "").split(",") if t.strip()]
+    if not items:
+        raise OvssError(f"{what} is required (e.g. --dataset shapesworld --data-root data/shapesworld)")
+    return items
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..adaptation import get_method
+    from ..evaluation.report import write_report
+    from ..evaluation.runner import (
+        check_severity, open_dataset, parse_corruptions, parse_seeds, run_benchmark, setup_distributed,
+        teardown_distributed,
+    )
+
+    if args.report_only:
+        print(write_report(args.out), end="")
+        return 0
+
+    # everything a user can get wrong is checked before the model loads
+    names = [n.lower() for n in _split(args.dataset, "--dataset")]
+    roots = _split(args.data_root, "--data-root")
+    if len(roots) == 1:
+        roots = roots * len(names)
+    if len(roots) != len(names):
+        raise OvssError(f"--data-root lists {len(roots)} roots for {len(names)} datasets; give one per dataset or one for all")
+    corruptions = parse_corruptions(args.corruptions)
+    severity = check_severity(args.severity)
+    seeds = parse_seeds(args.seeds)
+    methods = [get_method(m) for m in _split(args.methods, "--methods")]
+    if args.limit is not None and args.limit < 1:
+        raise OvssError(f"--limit must be a positive number of images, got {args.limit}")
+    if args.workers < 0:
+        raise OvssError(f"--workers must be 0 or more, got {args.workers}")
+    datasets = [open_dataset(n, r, args.split, args.limit) for n, r in zip(names, roots)]
+
+    import torch
+
+    from ..model import load_model
+
+    rank, _, device = setup_distributed(args.device)
+    try:
+        torch.manual_seed(0)  # random weights (--pretrained none) are then the same in every run and process
+        model = load_model(args.model, args.pretrained, device=device)
+        run_benchmark(
+            model, datasets, args.out, split=args.split, corruptions=corruptions, severity=severity,
+            methods=methods, seeds=seeds, limit=args.limit, workers=args.workers, head=args.head,
+            preset=args.preset, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
+        )
+        if rank == 0:
+            text = write_report(args.out)
+            print(text, end="")
+            print(f"results in {args.out} (summary.md, summary.csv, *_bar.png)", file=sys.stderr)
+    finally:
+        teardown_distributed()
+    return 0

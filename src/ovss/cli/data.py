@@ -1,0 +1,60 @@
+"""``ovss data``: list the supported benchmarks and check that one is laid out for evaluation.
+
+Checking first turns a crash half-way through an evaluation into a one-line answer that names the
+missing folder and the command that prepares it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("data", help="list benchmark datasets and check their folder layout")
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
+
+    check = sub.add_parser("check", help="check that ROOT holds a dataset in the expected layout")
+    check.add_argument("root", metavar="ROOT", help="dataset root, or the folder above it (e.g. data/ holding VOCdevkit)")
+    check.add_argument("--dataset", required=True, metavar="NAME", help="registered dataset name (see `ovss data list`)")
+    check.add_argument("--split", default="val", help="split to check (default: val)")
+    check.set_defaults(func=run_check)
+
+    listing = sub.add_parser("list", help="print the registered datasets")
+    listing.set_defaults(func=run_list)
+
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+    return parser
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..data import scan_layout
+
+    report = scan_layout(args.dataset, args.root, args.split)
+    if report.problems:
+        print(f"{report.dataset} ({args.split}) at {report.root}: {len(report.problems)} problem(s)", file=sys.stderr)
+        for problem in report.problems:
+            print(f"- {problem}", file=sys.stderr)
+        return 1
+    print(f"ok: {report.images} images, {report.annotations} annotations, {report.classes} classes")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from ..data import DATASETS
+
+    header = ("name", "classes", "background", "reduce_zero_label", "images", "annotations", "split file")
+    rows = [header]
+    for spec in DATASETS.values():
+        rows.append((
+            spec.name,
+            str(spec.num_classes) if spec.num_classes else "ROOT/" + spec.class_file,
+            "from ROOT" if spec.classes_in_root else (str(spec.background_index) if spec.has_background else "-"),
+            "yes" if spec.reduce_zero_label else "no",
+            f"{spec.path(spec.image_dir, 'val')}/*{spec.image_suffix}",
+            f"{spec.path(spec.ann_dir, 'val')}/*{spec.ann_suffix}",
+            spec.path(spec.split_file, "val") or "-",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0

@@ -1,0 +1,34 @@
+"""``ovss models``: what can be loaded, which heads and presets exist."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("models", help="list models with weights, dense heads and presets")
+    p.add_argument("--all", action="store_true", help="list every open_clip architecture too")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..dense import HEADS
+    from ..model import DEFAULT_MODEL, list_pretrained
+    from ..model.loading import _open_clip
+    from ..segment.presets import PRESETS
+
+    print("models with weights (model  tag):")
+    for name, tag in list_pretrained():
+        mark = "  (default, embedded)" if (name, tag) == DEFAULT_MODEL else ""
+        print(f"  {name:32s} {tag}{mark}")
+    print("  any model with a local checkpoint: --model NAME --pretrained PATH (OpenAI .pt, open_clip .bin, .safetensors)")
+    if args.all:
+        print("\narchitectures:")
+        for name in _open_clip().list_models():
+            print(f"  {name}")
+    print("\ndense heads:")
+    for h in HEADS.values():
+        print(f"  {h.name:10s} {h.description}")
+    print("\npresets:")
+    for p in PRESETS.values():
+        print(f"  {p.name:12s} {p.description}")
+    return 0

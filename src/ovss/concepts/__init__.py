@@ -1,0 +1,33 @@
+"""Test-time contrastive concepts for open-world segmentation (seed 003).
+
+A user asks for "boat" and nothing else; ovss contrasts the query with concepts chosen for it
+(``contrastive_concepts``) from one of the sources in ``SOURCES`` (background, cooc, llm, oracle)
+or a file, segments query plus concepts, and leaves every pixel a concept wins unlabelled
+(``segment_open_world``). ``evaluate_iou_single`` measures that ability.
+
+    from ovss import Segmenter
+    from ovss.concepts import ClipTextSimilarity, contrastive_concepts, make_source, segment_open_world
+    seg = Segmenter()
+    cc = contrastive_concepts("boat", make_source("cooc"), ClipTextSimilarity.from_segmenter(seg))
+    labels = segment_open_world(seg, image, "boat", cc)   # 0 = boat, 255 = anything else
+"""
+from .cooccurrence import CooccurrenceDictionary, build_dictionary, build_from_file, load_dictionary, save_dictionary
+from .filters import ABSTRACT_FILTERS, WordNet, find_wordnet, make_abstract_filter
+from .llm import CONTRASTIVE_PROMPT, VISIBLE_PROMPT, LLMClient, parse_concept_list, parse_yes_no
+from .openworld import evaluate_iou_single, open_world_classes, segment_open_world
+from .similarity import ClipTextSimilarity, TextSimilarity
+from .sources import (
+    BETA, DELTA, GAMMA, SOURCES, BackgroundSource, ConceptSet, CooccurrenceSource, Decision, FileSource,
+    LLMSource, OracleSource, Source, contrastive_concepts, make_source,
+)
+from .vocabulary import UNINFORMATIVE, extract_concepts, singular
+
+__all__ = [
+    "ABSTRACT_FILTERS", "BETA", "CONTRASTIVE_PROMPT", "DELTA", "GAMMA", "SOURCES", "UNINFORMATIVE",
+    "VISIBLE_PROMPT", "BackgroundSource", "ClipTextSimilarity", "ConceptSet", "CooccurrenceDictionary",
+    "CooccurrenceSource", "Decision", "FileSource", "LLMClient", "LLMSource", "OracleSource", "Source",
+    "TextSimilarity", "WordNet", "build_dictionary", "build_from_file", "contrastive_concepts",
+    "evaluate_iou_single", "extract_concepts", "find_wordnet", "load_dictionary", "make_abstract_filter",
+    "make_source", "open_world_classes", "parse_concept_list", "parse_yes_no", "save_dictionary",
+    "segment_open_world", "singular",
+]

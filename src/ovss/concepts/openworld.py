@@ -1,0 +1,118 @@
+"""Open-world segmentation and its metric, IoU-single (seed 003).
+
+To segment queries Q without knowing the other classes, segment Q plus contrastive concepts CC_Q in
+the usual closed-world way, then relabel every pixel won by a concept as 255 "unlabelled".
+IoU-single queries each class present in an image alone (|Q| = 1) and scores the query's mask.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..evaluation.metrics import IoUSingle
+from ..text import ClassList, parse_classes
+from ..viz import UNLABELLED
+from .similarity import ClipTextSimilarity, TextSimilarity
+from .sources import BETA, ConceptSet, Source, contrastive_concepts, make_source
+
+
+def open_world_classes(queries, concepts: Sequence[str] | ConceptSet) -> tuple[ClassList, int]:
+    """The closed-world class list (queries first, then concepts) and the number of queries.
+
+    Concepts that repeat a query or one of its synonyms are left out.
+    """
+    queries = parse_classes(queries)
+    words = concepts.concepts if isinstance(concepts, ConceptSet) else list(concepts)
+    taken = {q.lower() for q in queries.queries}
+    extra: list[tuple[str, ...]] = []
+    for word in words:
+        w = word.strip()
+        if w and w.lower() not in taken:
+            taken.add(w.lower())
+            extra.append((w,))
+    return ClassList(queries.synonyms + tuple(extra)), len(queries)
+
+
+def segment_open_world(
+    segmenter,
+    image: np.ndarray | torch.Tensor | None,
+    queries,
+    concepts: Sequence[str] | ConceptSet,
+    output_size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """H x W labels: query pixels hold the query's index, every other pixel 255 (unlabelled).
+
+    ``queries`` as ``Segmenter.predict`` takes classes ("boat", ["boat", "car"], a ClassList);
+    ``concepts`` the contrastive concepts (e.g. ``contrastive_concepts(...)``). ``image`` None
+    reuses the image of the segmenter's last ``set_image``. Pixels below the preset's prob_thd
+    become unlabelled too, never query 0.
+    """
+    classes, n = open_world_classes(queries, concepts)
+    result = segmenter.predict(image, classes, output_size=output_size)
+    labels = result.labels.clone().long()
+    labels[labels >= n] = UNLABELLED
+    thd = segmenter.preset.prob_thd
+    if thd > 0:
+        labels[result.probs.max(dim=0).values < thd] = UNLABELLED
+    return labels
+
+
+def evaluate_iou_single(
+    segmenter,
+    dataset_items: Iterable[dict[str, Any]],
+    class_names: Sequence[str | Sequence[str]],
+    source: str | Source = "cooc",
+    *,
+    background_index: int | None = None,
+    ignore_index: int = 255,
+    similarity: TextSimilarity | None = None,
+    beta: float | None = BETA,
+    progress: bool = False,
+    **source_options,
+) -> dict:
+    """IoU-single of ``segmenter`` with contrastive concepts from ``source``.
+
+    ``dataset_items`` yields ``{"image": H x W x 3 uint8, "label": H x W ints}`` (a ``SegDataset``
+    does); ``class_names`` are the dataset's classes (synonym lists allowed). For every image, each
+    class present in its label (except ``background_index``) is queried alone with its concepts,
+    and its open-world mask is scored. ``source_options`` go to ``make_source`` (dictionary, gamma,
+    delta, abstract, llm). Returns mIoU_single and per-class IoU in percent (None = never queried).
+    """
+    from tqdm import tqdm
+
+    classes = [[c] if isinstance(c, str) else list(c) for c in class_names]
+    src = make_source(source, class_names=classes, **source_options)
+    sim = similarity if similarity is not None else ClipTextSimilarity.from_segmenter(segmenter)
+    metric = IoUSingle(len(classes), ignore_index=ignore_index, background_index=background_index)
+    concept_sets: dict[int, ConceptSet] = {}
+    total = len(dataset_items) if hasattr(dataset_items, "__len__") else None
+    images = 0
+    for item in tqdm(dataset_items, desc=f"IoU-single ({src.name})", unit="img", total=total, disable=not progress):
+        label = np.asarray(item["label"])
+        todo = metric.classes_to_query(label)
+        if not todo:
+            continue
+        segmenter.set_image(item["image"])
+        images += 1
+        for c in todo:
+            if c not in concept_sets:
+                concept_sets[c] = contrastive_concepts(classes[c][0], src, sim, beta, exclude=classes[c])
+            query = ClassList((tuple(classes[c]),))
+            labels = segment_open_world(segmenter, None, query, concept_sets[c], output_size=label.shape)
+            metric.update(c, labels == 0, label)
+    scores = metric.compute()
+    names = [c[0] for c in classes]
+    clean = lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else v  # noqa: E731
+    return {
+        "metric": "iou-single",
+        "source": src.name,
+        "mIoU_single": clean(scores["mIoU_single"]),
+        "IoU": {n: clean(v) for n, v in zip(names, scores["IoU"])},
+        "queries": dict(zip(names, scores["queries"])),
+        "images": images,
+        "concepts": {names[c]: s.concepts for c, s in sorted(concept_sets.items())},
+        "settings": {**src.describe(), "beta": beta, "background_index": background_index},
+    }

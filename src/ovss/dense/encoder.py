@@ -1,0 +1,212 @@
+"""Run an open_clip vision transformer block by block to get dense features.
+
+The loop is written out (rather than calling ``visual.forward``) because every method of ovss
+needs something in the middle of it: dense heads replace the last block, test-time adaptation
+reads intermediate layers, and prompt tuning inserts learned tokens at each layer.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import OvssError
+from .heads import DenseHead, get_head
+
+
+def resize_pos_embed(pos: torch.Tensor, native: tuple[int, int], grid: tuple[int, int], rule: str = "offset") -> torch.Tensor:
+    """Positional embeddings (1 + n*n, D) for a new patch grid ``grid``.
+
+    ``offset``: bicubic with ``scale_factor = ((h + 0.1) / n, (w + 0.1) / n)``, unchanged when the
+    grid is the native one (NACLIP, SCLIP, ClearCLIP). ``size``: bicubic to ``size=(h, w)``
+    (MaskCLIP). The class token's embedding is kept.
+    """
+    if tuple(grid) == tuple(native):
+        return pos
+    cls_pos, patch_pos = pos[:1], pos[1:]
+    n_h, n_w = native
+    dim = pos.shape[-1]
+    patch_pos = patch_pos.reshape(1, n_h, n_w, dim).permute(0, 3, 1, 2)
+    h, w = grid
+    if rule == "offset":
+        resized = F.interpolate(patch_pos, scale_factor=((h + 0.1) / n_h, (w + 0.1) / n_w), mode="bicubic", align_corners=False)
+    elif rule == "size":
+        resized = F.interpolate(patch_pos, size=(h, w), mode="bicubic", align_corners=False)
+    else:
+        raise ValueError(f"unknown position-embedding rule {rule!r}")
+    assert resized.shape[-2:] == (h, w), (resized.shape, grid)
+    return torch.cat([cls_pos, resized.permute(0, 2, 3, 1).reshape(h * w, dim)], dim=0)
+
+
+def gaussian_window(grid: tuple[int, int], std: float, device=None, dtype=None) -> torch.Tensor:
+    """NACLIP's neighbourhood bias: exp(-d^2 / (2 std^2)) between patches, peak 1, not normalised.
+
+    Returns (1 + hw, 1 + hw) with zeros on the class token's row and column.
+    """
+    h, w = grid
+    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    coords = torch.stack([ys.flatten(), xs.flatten()], dim=1).to(torch.float64)
+    d2 = torch.cdist(coords, coords).pow(2)
+    window = torch.exp(-d2 / (2 * std * std))
+    out = torch.zeros(h * w + 1, h * w + 1, dtype=torch.float64, device=device)
+    out[1:, 1:] = window
+    return out.to(dtype or torch.float32)
+
+
+@dataclass
+class DenseFeatures:
+    """What one forward of the encoder returns.
+
+    patch: projected patch features, B x h x w x E (not normalised).
+    global_embedding: CLIP's image embedding (B x E) from the unchanged last block, if asked for.
+    layers: raw tokens (B x (1 + K + hw) x D) after the requested blocks, by block index.
+    """
+
+    patch: torch.Tensor
+    grid: tuple[int, int]
+    global_embedding: torch.Tensor | None = None
+    layers: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+class DenseEncoder(nn.Module):
+    """Dense features of a frozen open_clip ViT with one of the training-free heads."""
+
+    def __init__(self, visual: nn.Module, head: str | DenseHead = "naclip"):
+        super().__init__()
+        if not hasattr(visual, "transformer") or not hasattr(visual, "conv1"):
+            raise OvssError("dense heads need an open_clip VisionTransformer (ViT-*) model; ResNet and timm towers are not supported")
+        if getattr(visual, "attn_pool", None) is not None:
+            raise OvssError("models with attentional pooling (CoCa) are not supported by the dense heads; pick a CLIP ViT")
+        blocks = visual.transformer.resblocks
+        if not isinstance(blocks[-1].attn, nn.MultiheadAttention):
+            raise OvssError("this model's attention blocks are not supported by the dense heads; pick a CLIP ViT")
+        self.visual = visual
+        self.head = get_head(head)
+        self.native_grid = tuple(visual.grid_size)
+        self.patch_size = tuple(visual.patch_size)
+        self._window_cache: dict[tuple, torch.Tensor] = {}
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.visual.transformer.resblocks
+
+    def embed(self, images: torch.Tensor, rule: str | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Patch embedding + class token + (resized) position embedding + ln_pre."""
+        v = self.visual
+        x = v.conv1(images)
+        grid = (x.shape[-2], x.shape[-1])
+        x = x.flatten(2).transpose(1, 2)
+        cls = v.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1)
+        pos = resize_pos_embed(v.positional_embedding, self.native_grid, grid, rule or self.head.pos_resize)
+        x = x + pos.to(x.dtype)
+        return v.ln_pre(x), grid
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        layers: Sequence[int] = (),
+        with_global: bool = False,
+        prompts: Sequence[torch.Tensor | None] | None = None,
+    ) -> DenseFeatures:
+        """Encode a batch of windows (B x 3 x H x W, normalised) into dense features.
+
+        ``layers``: block indices (0-based, negative from the end) whose output tokens are
+        returned; the last block's output is the head's. ``prompts``: per-block learned tokens (K x D) inserted after the class token
+        (deep visual prompts); ``None`` entries keep the previous block's prompts.
+        """
+        x, grid = self.embed(images)
+        n_blocks = len(self.blocks)
+        wanted = {i % n_blocks for i in layers}
+        out_layers: dict[int, torch.Tensor] = {}
+        n_prompt = 0
+        for i, block in enumerate(self.blocks):
+            if prompts is not None and i < len(prompts) and prompts[i] is not None:
+                p = prompts[i].to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+                x = torch.cat([x[:, :1], p, x[:, 1 + n_prompt:]], dim=1)
+                n_prompt = p.shape[1]
+            if i == n_blocks - 1:
+                dense = self.head_block(x, grid, n_prompt=n_prompt)
+                global_tokens = block(x) if with_global else None
+            else:
+                x = block(x)
+            if i in wanted:
+                out_layers[i] = x if i < n_blocks - 1 else dense
+        patch = self.project(dense[:, 1 + n_prompt:])
+        patch = patch.reshape(x.shape[0], grid[0], grid[1], -1)
+        glob = self.global_embedding(global_tokens, n_prompt) if with_global else None
+        return DenseFeatures(patch=patch, grid=grid, global_embedding=glob, layers=out_layers)
+
+    def project(self, tokens: torch.Tensor) -> torch.Tensor:
+        """ln_post then proj, token by token (the class token's path in CLIP)."""
+        tokens = self.visual.ln_post(tokens)
+        return tokens @ self.visual.proj if self.visual.proj is not None else tokens
+
+    def global_embedding(self, tokens: torch.Tensor, n_prompt: int = 0) -> torch.Tensor:
+        """CLIP's image embedding from the final tokens, pooled as the model was trained."""
+        v = self.visual
+        tokens = torch.cat([tokens[:, :1], tokens[:, 1 + n_prompt:]], dim=1)
+        if getattr(v, "final_ln_after_pool", False):
+            pooled, _ = v._global_pool(tokens)
+            pooled = v.ln_post(pooled)
+        else:
+            pooled, _ = v._global_pool(v.ln_post(tokens))
+        return pooled @ v.proj if v.proj is not None else pooled
+
+    def head_block(self, x: torch.Tensor, grid: tuple[int, int], block: nn.Module | None = None, n_prompt: int = 0) -> torch.Tensor:
+        """Run ``block`` (the last one by default) the head's way on tokens ``x``."""
+        block = block if block is not None else self.blocks[-1]
+        head = self.head
+        if head.attention == "vanilla" and head.residual and head.ffn:
+            return block(x)
+        y = block.ln_1(x)
+        attn = block.attn
+        if head.attention == "vanilla":
+            a = attn(y, y, y, need_weights=False)[0]
+        else:
+            a = self._custom_attention(attn, y, grid, n_prompt)
+        a = block.ls_1(a)
+        x = x + a if head.residual else a
+        if head.ffn:
+            x = x + block.ls_2(block.mlp(block.ln_2(x)))
+        return x
+
+    def _custom_attention(self, attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[int, int], n_prompt: int) -> torch.Tensor:
+        B, N, D = y.shape
+        H = attn.num_heads
+        d = D // H
+        q, k, v = F.linear(y, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.reshape(B, N, H, d).transpose(1, 2) for t in (q, k, v))
+        if self.head.attention == "value":
+            out = v
+        else:
+            scale = d ** -0.5
+            pick = {"q": q, "k": k}
+            bias = None
+            if self.head.gaussian_std is not None:
+                bias = self._window(grid, n_prompt, y.device, y.dtype)
+            weights = 0
+            for term in self.head.terms:
+                logits = (pick[term[0]] @ pick[term[1]].transpose(-2, -1)) * scale
+                if bias is not None:
+                    logits = logits + bias
+                weights = weights + logits.softmax(dim=-1)
+            out = weights @ v
+        out = out.transpose(1, 2).reshape(B, N, D)
+        return attn.out_proj(out)
+
+    def _window(self, grid, n_prompt, device, dtype) -> torch.Tensor:
+        key = (tuple(grid), n_prompt, self.head.gaussian_std, str(device), dtype)
+        if key not in self._window_cache:
+            w = gaussian_window(grid, self.head.gaussian_std, device=device, dtype=dtype)
+            if n_prompt:  # prompt tokens get no neighbourhood, like the class token
+                full = torch.zeros(w.shape[0] + n_prompt, w.shape[1] + n_prompt, device=device, dtype=dtype)
+                keep = torch.cat([torch.tensor([0]), torch.arange(1 + n_prompt, w.shape[0] + n_prompt)]).to(device)
+                full[keep[:, None], keep[None, :]] = w
+                w = full
+            self._window_cache[key] = w
+        return self._window_cache[key]

@@ -1,0 +1,541 @@
+"""The benchmark runner: datasets x corruptions x methods x seeds, one JSON per scenario.
+
+Layout of a run folder ``RUN``::
+
+    RUN/{dataset}/{method}/{corruption}.json          one seed
+    RUN/{dataset}/{method}/{corruption}.seed{S}.json  several seeds (``seeds=[0, 1, 2]``)
+    RUN/.partial/...                                  checkpoints of unfinished scenarios
+    RUN/summary.md, summary.csv, {dataset}_bar.png    written by ``ovss.evaluation.report``
+
+Each result JSON holds the metrics (mIoU, mAcc, aAcc, per-class IoU and Acc by class name, the
+C x C confusion matrix), the exact settings, the model, the versions and the timing.
+
+Resume: a scenario whose JSON exists with equal ``settings`` is skipped. While a scenario runs, the
+confusion matrix so far and the number of images done are saved every ``checkpoint_every`` images
+(``RUN/.partial/{dataset}/{method}/{stem}.npz``, plus a readable ``.json`` beside it), so a killed
+run loses at most that many images. Partial files are kept per rank (``...rank{r}of{w}``): each
+process of a distributed run checkpoints its own shard, and a rerun with the same number of
+processes continues every shard where it stopped.
+
+Distributed (``torchrun``): the images of a scenario are split into method batches, and batch ``b``
+goes to rank ``b % world_size``. With batch size 1 that is exactly ``SegDataset(shard=(rank,
+world))``; for adapting methods it keeps every adaptation batch identical to the single-process
+run, so the summed confusion matrix is the same. Only rank 0 writes result files and shows the
+progress bar.
+
+Determinism: corruptions are keyed by image name; before every batch the random generators
+(python, numpy, torch) are seeded from (seed, index of the batch's first image), so a resumed or
+distributed run draws the same numbers as an uninterrupted single-process one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.utils.data
+
+from ..adaptation import AdaptationMethod, get_method
+from ..corruptions import ALL_SCENARIOS, CORRUPTION_NAMES, SEVERITIES, corrupt
+from ..data import DATASETS, SegDataset
+from ..errors import OvssError
+from ..files import atomic_write, write_json
+from ..segment import Preset, Segmenter
+from ..segment.sliding import resized_size
+from .metrics import ConfusionMatrix
+
+PARTIAL_DIR = ".partial"
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def parse_corruptions(text: str | Sequence[str]) -> list[str]:
+    """``all`` | ``original`` | ``name,name`` -> scenario names, ``original`` always first."""
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if not names:
+        raise OvssError("--corruptions is empty; pass all, original, or names such as gaussian_noise,fog")
+    chosen: list[str] = ["original"]
+    for name in names:
+        if name == "all":
+            chosen += list(CORRUPTION_NAMES)
+        elif name in ALL_SCENARIOS:
+            chosen.append(name)
+        else:
+            raise OvssError(f"unknown corruption '{name}'; choose all, original, or from: {', '.join(CORRUPTION_NAMES)}")
+    return list(dict.fromkeys(chosen))
+
+
+def parse_seeds(text: str | Sequence[int]) -> list[int]:
+    """``0,1,2`` -> [0, 1, 2] (duplicates dropped)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        seeds = [int(str(s).strip()) for s in items if str(s).strip()]
+    except ValueError:
+        raise OvssError(f"--seeds must be comma-separated integers such as 0,1,2, got '{text}'") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise OvssError(f"--seeds must be non-negative integers such as 0,1,2, got '{text}'")
+    return list(dict.fromkeys(seeds))
+
+
+def check_severity(severity: int) -> int:
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
+        raise OvssError(f"--severity must be one of {', '.join(map(str, SEVERITIES))}, got {severity!r}")
+    return int(severity)
+
+
+def open_dataset(name: str, root: str | os.PathLike, split: str = "val", limit: int | None = None) -> SegDataset:
+    """``SegDataset`` with a layout problem turned into one line that names ``ovss data check``."""
+    if name not in DATASETS:
+        raise OvssError(f"unknown dataset '{name}'; valid names: {', '.join(DATASETS)}")
+    try:
+        ds = SegDataset(name, root, split, limit=limit)
+    except OvssError as e:
+        raise OvssError(f"{e} (diagnose with: ovss data check {root} --dataset {name} --split {split})") from None
+    if len(ds) == 0:
+        raise OvssError(f"{name} at {root} has no images in split {split}; check it with: ovss data check {root} --dataset {name}")
+    return ds
+
+
+def default_preset(model, dataset: str) -> str:
+    """The embedded model's own protocol on its own world; the NACLIP protocol everywhere else."""
+    from ..model import DEFAULT_MODEL
+
+    return "shapesworld" if (model.name, model.pretrained) == DEFAULT_MODEL and dataset == "shapesworld" else "naclip"
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+def setup_distributed(device: str = "cpu") -> tuple[int, int, str]:
+    """Join the process group torchrun describes in the environment: (rank, world_size, device).
+
+    gloo on CPU, nccl on CUDA (each process on the GPU of its ``LOCAL_RANK``). Without
+    ``WORLD_SIZE`` > 1 nothing happens, so the same command runs with or without torchrun.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    rank = int(os.environ.get("RANK", "0"))
+    backend = "gloo"
+    if str(device).startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(local)
+        device, backend = f"cuda:{local}", "nccl"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def teardown_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _from_rank0(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank, so all ranks take the same skip decisions."""
+    if _rank_world()[1] == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _sum_over_ranks(value: int) -> int:
+    if _rank_world()[1] == 1:
+        return value
+    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t)
+    return int(t.item())
+
+
+def rank_indices(n: int, batch_size: int, rank: int, world: int) -> list[int]:
+    """Image indices of ``rank``: whole batches, batch b to rank b % world (see the module docstring)."""
+    starts = range(rank * batch_size, n, world * batch_size)
+    return [i for s in starts for i in range(s, min(s + batch_size, n))]
+
+
+# ----------------------------------------------------------------------------- data side
+
+
+def resize_nearest(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label map; source index floor(i * in / out), as OpenCV's
+    INTER_NEAREST (which MMCV's imresize, used by the MLMP protocol, calls) picks it."""
+    h, w = label.shape
+    oh, ow = size
+    if (h, w) == (oh, ow):
+        return label
+    rows = (np.arange(oh) * h) // oh
+    cols = (np.arange(ow) * w) // ow
+    return label[rows[:, None], cols[None, :]]
+
+
+def output_size(preset: Preset, h: int, w: int) -> tuple[int, int]:
+    """Where predictions are scored: the resized input size for ``eval_at_input_size``, else the image's."""
+    if preset.eval_at_input_size:
+        return tuple(resized_size(h, w, preset.resize_short, preset.max_long, preset.resize_to))
+    return (h, w)
+
+
+class ScenarioData(torch.utils.data.Dataset):
+    """Items of one scenario: the image under the corruption, the ground truth at the scoring size.
+
+    Runs inside DataLoader workers, so reading, corrupting and resizing overlap the model. An
+    ``OvssError`` is returned as ``{"error": message}`` and raised again in the main process,
+    keeping the user's one-line message (a worker would wrap it in a multi-line traceback).
+    """
+
+    def __init__(self, dataset: SegDataset, corruption: str, severity: int, preset: Preset, indices: Sequence[int]):
+        self.dataset, self.corruption, self.severity = dataset, corruption, severity
+        self.preset, self.indices = preset, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        index = self.indices[i]
+        try:
+            item = self.dataset[index]
+            image = item["image"]
+            if self.corruption != "original":
+                image = corrupt(image, self.corruption, self.severity, key=item["name"])
+            size = output_size(self.preset, *image.shape[:2])
+            return {"index": index, "name": item["name"], "image": image,
+                    "label": resize_nearest(item["label"], size), "size": size}
+        except OvssError as e:
+            return {"index": index, "error": str(e)}
+
+
+def _collate(batch: list[dict]) -> list[dict]:
+    return batch
+
+
+def _worker_init(_worker_id: int) -> None:
+    torch.set_num_threads(1)  # workers do numpy/PIL work; leave the cores to the model
+
+
+def _seed_everything(seed: int, first_index: int) -> None:
+    state = np.random.SeedSequence([int(seed), int(first_index)]).generate_state(2)
+    value = int(state[0]) | (int(state[1]) << 32)
+    random.seed(value)
+    np.random.seed(int(state[0]))
+    torch.manual_seed(value)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+@dataclass
+class Scenario:
+    dataset: str
+    method: str
+    corruption: str
+    seed: int
+    path: Path  # result JSON
+    other_path: Path  # the same scenario under the other seed naming (single vs several seeds)
+    partial: Path  # partial checkpoint path without its .npz / .json suffix
+    settings: dict = field(default_factory=dict)
+    start: int = 0  # images of this rank already done (from a checkpoint)
+    resume: dict | None = None
+
+
+def result_path(out: Path, dataset: str, method: str, corruption: str, seed: int, per_seed: bool) -> Path:
+    stem = f"{corruption}.seed{seed}" if per_seed else corruption
+    return Path(out) / dataset / method / f"{stem}.json"
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-comparable form (tuples -> lists, numpy -> python)."""
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, (Path, torch.device)):
+            return str(o)
+        raise TypeError(f"cannot write {type(o).__name__} as JSON")
+
+    return json.loads(json.dumps(obj, default=default))
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _finished(sc: Scenario) -> tuple[Path | None, str | None]:
+    """(path of an equal finished result, or None; why an existing one is not reused)."""
+    why = None
+    for path in (sc.path, sc.other_path):
+        data = _read_json(path) if path.is_file() else None
+        if data is None:
+            continue
+        if data.get("settings") == sc.settings:
+            return path, None
+        old = data.get("settings") or {}
+        diff = [k for k in sorted(set(old) | set(sc.settings)) if old.get(k) != sc.settings.get(k)]
+        why = f"{path} was computed with other settings ({', '.join(diff[:3])}); recomputing it"
+    return None, why
+
+
+def _cm_counts(cm: ConfusionMatrix) -> np.ndarray:
+    # the matrix with its out-of-range row/column: everything compute() needs, so a checkpoint restores it exactly
+    return cm._full.copy()
+
+
+def _cm_restore(cm: ConfusionMatrix, counts: np.ndarray) -> bool:
+    if counts.shape != cm._full.shape:
+        return False
+    cm._full[...] = counts
+    return True
+
+
+def _partial_file(sc: Scenario, suffix: str) -> Path:
+    # appended, not Path.with_suffix: stems such as "fog.seed1.rank0of2" contain dots
+    return sc.partial.with_name(sc.partial.name + suffix)
+
+
+def _save_partial(sc: Scenario, cm: ConfusionMatrix, done: int, total: int, seconds: float, model_seconds: float) -> None:
+    meta = {"settings": sc.settings, "done": done, "of": total, "seconds": seconds, "model_seconds": model_seconds}
+    text = json.dumps(meta)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, counts=_cm_counts(cm), meta=np.array(text))
+
+    atomic_write(_partial_file(sc, ".npz"), write)  # authoritative
+    write_json(_partial_file(sc, ".json"), {**meta, "note": "progress of an unfinished scenario; the .npz holds the counts"})
+
+
+def _load_partial(sc: Scenario) -> tuple[np.ndarray, dict] | None:
+    path = _partial_file(sc, ".npz")
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            counts, meta = z["counts"].astype(np.int64), json.loads(str(z["meta"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    if meta.get("settings") != sc.settings:
+        return None
+    return counts, meta
+
+
+def _remove_partial(sc: Scenario) -> None:
+    for suffix in (".npz", ".json"):
+        _partial_file(sc, suffix).unlink(missing_ok=True)
+
+
+def versions() -> dict[str, str]:
+    import open_clip
+
+    from .. import __version__
+
+    return {"ovss": __version__, "torch": torch.__version__, "open_clip": open_clip.__version__,
+            "python": platform.python_version()}
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def _method(m: str | AdaptationMethod) -> AdaptationMethod:
+    method = get_method(m) if isinstance(m, str) else m
+    if not isinstance(method.batch_size, int) or method.batch_size < 1:
+        raise OvssError(f"method {method.name}: batch_size must be a positive integer, got {method.batch_size!r}")
+    return method
+
+
+def run_benchmark(
+    model,
+    datasets: Sequence[tuple[str, str | os.PathLike] | SegDataset],
+    out: str | os.PathLike,
+    *,
+    split: str = "val",
+    corruptions: str | Sequence[str] = ("original",),
+    severity: int = 5,
+    methods: Sequence[str | AdaptationMethod] = ("none",),
+    seeds: str | Sequence[int] = (0,),
+    limit: int | None = None,
+    workers: int = 2,
+    head: str | None = None,
+    preset: str | None = None,
+    checkpoint_every: int = 25,
+    progress: bool = True,
+    **overrides,
+) -> list[dict]:
+    """Run (or resume) every scenario and return the result dicts, finished ones included.
+
+    ``datasets``: (name, root) pairs or opened ``SegDataset``s. ``corruptions``: as
+    ``parse_corruptions``; ``original`` is always run. ``preset`` None picks ``default_preset``
+    per dataset; ``overrides`` are preset settings (e.g. ``prob_thd=0.1``). Call it on every
+    rank of a distributed run; only rank 0 writes files and returns the results.
+    """
+    out = Path(out)
+    scenarios_c = parse_corruptions(corruptions)
+    severity = check_severity(severity)
+    seed_list = parse_seeds(seeds)
+    method_list = [_method(m) for m in methods]
+    if len({m.name for m in method_list}) != len(method_list):
+        raise OvssError("a method is listed twice; list each method once")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise OvssError(f"--workers must be 0 or more, got {workers!r}")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise OvssError(f"--checkpoint-every must be a positive number of images, got {checkpoint_every!r}")
+    opened = [d if isinstance(d, SegDataset) else open_dataset(d[0], d[1], split, limit) for d in datasets]
+    if len({d.spec.name for d in opened}) != len(opened):
+        raise OvssError("a dataset is listed twice; list each dataset once")
+    rank, world = _rank_world()
+    per_seed = len(seed_list) > 1
+    model_info = model.describe()
+    vers = versions()
+
+    # plan: every scenario, its settings, and whether it is done or partly done
+    plan: list[tuple[SegDataset, Segmenter, AdaptationMethod, Scenario]] = []
+    for ds in opened:
+        name = ds.spec.name
+        seg = Segmenter(model, head=head, preset=preset or default_preset(model, name), dataset=name, **overrides)
+        for method in method_list:
+            for seed in seed_list:
+                for c in scenarios_c:
+                    path = result_path(out, name, method.name, c, seed, per_seed)
+                    stem = path.name[: -len(".json")] + (f".rank{rank}of{world}" if world > 1 else "")
+                    sc = Scenario(
+                        dataset=name, method=method.name, corruption=c, seed=seed, path=path,
+                        other_path=result_path(out, name, method.name, c, seed, not per_seed),
+                        partial=out / PARTIAL_DIR / name / method.name / stem,
+                    )
+                    sc.settings = _plain({
+                        "segmenter": seg.settings(), "dataset": name, "split": ds.split,
+                        "limit": limit, "images": len(ds), "corruption": c,
+                        "severity": None if c == "original" else severity,
+                        "method": method.name, "hparams": method.hparams(), "seed": seed,
+                    })
+                    plan.append((ds, seg, method, sc))
+
+    done_paths = _from_rank0([_finished(sc) for *_, sc in plan])
+    results: list[dict] = []
+    todo = []
+    for (ds, seg, method, sc), (found, why) in zip(plan, done_paths):
+        if found is not None:
+            if rank == 0:
+                results.append(_read_json(found))
+            continue
+        if why and rank == 0:
+            print(f"ovss bench: {why}", file=sys.stderr)
+        saved = _load_partial(sc)
+        if saved is not None:
+            sc.resume = {"counts": saved[0], **saved[1]}
+            sc.start = int(saved[1]["done"])
+        todo.append((ds, seg, method, sc))
+
+    total = sum(len(rank_indices(len(ds), m.batch_size, rank, world)) - sc.start for ds, _, m, sc in todo)
+    skipped = len(plan) - len(todo)
+    if rank == 0 and progress and skipped:
+        print(f"ovss bench: {skipped} of {len(plan)} scenarios already done in {out}; skipping them", file=sys.stderr)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="bench", unit="img", disable=not progress or rank != 0, dynamic_ncols=True)
+    try:
+        for ds, seg, method, sc in todo:
+            bar.set_description(f"{sc.dataset}/{sc.method}/{sc.corruption}" + (f"/seed{sc.seed}" if per_seed else ""))
+            result = _run_scenario(ds, seg, method, sc, severity, workers, checkpoint_every, bar, model_info, vers)
+            if rank == 0:
+                results.append(result)
+    finally:
+        bar.close()
+    return results if rank == 0 else []
+
+
+def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: Scenario, severity: int,
+                  workers: int, checkpoint_every: int, bar, model_info: dict, vers: dict) -> dict:
+    rank, world = _rank_world()
+    classes = ds.classes
+    cm = ConfusionMatrix(ds.num_classes, ds.ignore_index)
+    mine = rank_indices(len(ds), method.batch_size, rank, world)
+    seconds = model_seconds = 0.0
+    start = 0
+    if sc.resume is not None and _cm_restore(cm, sc.resume["counts"]) and 0 < sc.start <= len(mine):
+        start = sc.start
+        seconds, model_seconds = float(sc.resume["seconds"]), float(sc.resume["model_seconds"])
+    else:
+        cm.reset()
+    data = ScenarioData(ds, sc.corruption, severity, seg.preset, mine[start:])
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=method.batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
+        worker_init_fn=_worker_init if workers else None,
+    )
+    done, saved_at = start, start
+    t0 = time.perf_counter()
+    for batch in loader:
+        for item in batch:
+            if "error" in item:
+                raise OvssError(item["error"])
+        _seed_everything(sc.seed, batch[0]["index"])
+        t = time.perf_counter()
+        labels = method(seg, [b["image"] for b in batch], classes, [b["size"] for b in batch])
+        model_seconds += time.perf_counter() - t
+        if len(labels) != len(batch):
+            raise RuntimeError(f"method {method.name} returned {len(labels)} label maps for {len(batch)} images")
+        for lab, item in zip(labels, batch):
+            cm.update(lab, item["label"])
+        done += len(batch)
+        bar.update(len(batch))
+        if done - saved_at >= checkpoint_every and done < len(mine):
+            _save_partial(sc, cm, done, len(mine), seconds + time.perf_counter() - t0, model_seconds)
+            saved_at = done
+    seconds += time.perf_counter() - t0
+    images = _sum_over_ranks(len(mine))
+    cm.reduce_distributed()
+    _remove_partial(sc)
+    if rank != 0:
+        return {}
+    metrics = cm.compute()
+    names = [c[0] for c in classes]
+    result = {
+        "scenario": {"dataset": sc.dataset, "method": sc.method, "corruption": sc.corruption, "seed": sc.seed},
+        "metrics": {
+            "mIoU": _finite(metrics["mIoU"]), "mAcc": _finite(metrics["mAcc"]), "aAcc": _finite(metrics["aAcc"]),
+            "IoU": {n: _finite(v) for n, v in zip(names, metrics["IoU"])},
+            "Acc": {n: _finite(v) for n, v in zip(names, metrics["Acc"])},
+        },
+        "settings": sc.settings,
+        "model": {"name": model_info.get("model"), "pretrained": model_info.get("pretrained"),
+                  "weights": model_info.get("weights")},
+        "data": {"root": str(ds.root), "classes": [list(c) for c in classes], "ignore_index": ds.ignore_index},
+        "versions": vers,
+        "timing": {
+            "seconds": seconds, "images": images, "seconds_per_image": seconds / max(images, 1),
+            "seconds_outside_model": max(seconds - model_seconds, 0.0),
+            "workers": workers, "world_size": world, "resumed_at": start,
+            "note": "seconds: wall time of rank 0 (summed over resumed runs); outside the model = data, corruption, scoring",
+        },
+        "confusion_matrix": cm.matrix.tolist(),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(sc.path, result)
+    if sc.other_path.is_file():  # a stale result under the other seed naming would be read twice by the report
+        sc.other_path.unlink()
+    return result

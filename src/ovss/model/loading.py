@@ -1,0 +1,247 @@
+"""Load a CLIP for dense segmentation.
+
+Three sources, one result (``ClipModel``):
+- the embedded default (``ovss-tiny`` trained on ShapesWorld, shipped in the package);
+- any open_clip model name with a pretrained tag (downloaded by open_clip where a network exists);
+- a local checkpoint file: OpenAI's TorchScript ``.pt``, open_clip ``.bin``/``.pt`` state dicts or
+  ``.safetensors``; or ``none`` for random initialisation (tests, benchmarks).
+
+Loading never unpickles arbitrary objects: ``torch.load(weights_only=True)`` or safetensors.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import OvssError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+# The table of weights that ship inside the package: model name -> {tag: file in WEIGHTS_DIR}.
+EMBEDDED_WEIGHTS: dict[str, dict[str, str]] = {
+    "ovss-tiny": {"shapesworld": "ovss-tiny-shapesworld.safetensors"},
+}
+DEFAULT_MODEL = ("ovss-tiny", "shapesworld")
+RANDOM_TAGS = ("none", "random", "")
+
+# Compact storage of the embedded model: token-embedding rows of tokens never seen in training
+# are zero and not stored; these two keys hold the stored rows and their token ids.
+COMPACT_ROWS = "ovss.token_embedding.rows"
+COMPACT_IDS = "ovss.token_embedding.ids"
+
+
+@dataclass
+class ClipModel:
+    """An open_clip model with what dense segmentation needs to know about it."""
+
+    clip: torch.nn.Module
+    tokenizer: Any
+    name: str
+    pretrained: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    info: dict = field(default_factory=dict)
+
+    @property
+    def visual(self) -> torch.nn.Module:
+        return self.clip.visual
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.clip.visual.image_size)
+
+    @property
+    def patch_size(self) -> tuple[int, int]:
+        return tuple(self.clip.visual.patch_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.clip.parameters()).device
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.clip.visual.transformer.resblocks)
+
+    def describe(self) -> dict:
+        return {"model": self.name, "pretrained": self.pretrained, **self.info}
+
+
+def _open_clip():
+    import open_clip
+
+    if str(CONFIG_DIR) not in {str(p) for p in open_clip.factory._MODEL_CONFIG_PATHS}:
+        open_clip.add_model_config(CONFIG_DIR)
+    return open_clip
+
+
+def list_pretrained() -> list[tuple[str, str]]:
+    """(model, tag) pairs: ovss's embedded weights first, then open_clip's table."""
+    open_clip = _open_clip()
+    embedded = [(m, t) for m, tags in EMBEDDED_WEIGHTS.items() for t in tags]
+    return embedded + list(open_clip.list_pretrained())
+
+
+def load_model(
+    name: str | None = None,
+    pretrained: str | None = None,
+    device: str | torch.device = "cpu",
+) -> ClipModel:
+    """Load ``name`` with ``pretrained`` weights (a tag, a local file, or ``none``).
+
+    With no name, the embedded default (ovss-tiny trained on ShapesWorld) is loaded.
+    """
+    open_clip = _open_clip()
+    if name is None:
+        name, pretrained = DEFAULT_MODEL if pretrained is None else (DEFAULT_MODEL[0], pretrained)
+    if name not in open_clip.list_models():
+        close = [m for m in open_clip.list_models() if name.lower().replace("/", "-") == m.lower()]
+        hint = f" (did you mean {close[0]}?)" if close else " (run 'ovss models' to list them)"
+        raise OvssError(f"unknown model '{name}'{hint}")
+    pretrained = "none" if pretrained is None and name not in EMBEDDED_WEIGHTS else pretrained
+    if pretrained is None:
+        pretrained = next(iter(EMBEDDED_WEIGHTS[name]))
+
+    if pretrained.lower() in RANDOM_TAGS:
+        clip = _create(open_clip, name)
+        source = "random initialisation"
+    elif name in EMBEDDED_WEIGHTS and pretrained in EMBEDDED_WEIGHTS[name]:
+        path = WEIGHTS_DIR / EMBEDDED_WEIGHTS[name][pretrained]
+        if not path.exists():
+            raise OvssError(f"embedded weights {path.name} are missing from the install; reinstall ovss or run 'ovss world train'")
+        clip = _create(open_clip, name)
+        _load_into(clip, read_checkpoint(path), str(path))
+        source = f"embedded ({path.name})"
+    elif Path(pretrained).expanduser().exists() or _looks_like_path(pretrained):
+        path = Path(pretrained).expanduser()
+        if not path.exists():
+            raise OvssError(f"checkpoint not found: {path} (check the path)")
+        state, is_openai = read_checkpoint(path, return_kind=True)
+        clip = _create(open_clip, name, quick_gelu=is_openai)
+        _load_into(clip, state, str(path))
+        source = f"file {path}"
+    else:
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if pretrained not in tags:
+            raise OvssError(
+                f"unknown pretrained tag '{pretrained}' for {name}; known tags: {', '.join(tags) or 'none'}, "
+                "or pass a local checkpoint file or 'none'"
+            )
+        try:
+            clip = open_clip.create_model(name, pretrained=pretrained)
+        except Exception as e:  # network errors come in many types
+            raise OvssError(
+                f"cannot fetch weights {name}/{pretrained} ({e.__class__.__name__}: no network?); "
+                "download the checkpoint elsewhere and pass it as --pretrained PATH"
+            ) from None
+        source = f"open_clip tag {pretrained}"
+    clip = clip.to(device).eval()
+    tokenizer = open_clip.get_tokenizer(name)
+    mean = tuple(getattr(clip.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN)
+    std = tuple(getattr(clip.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD)
+    return ClipModel(clip, tokenizer, name, pretrained, mean, std, {"weights": source})
+
+
+def _looks_like_path(text: str) -> bool:
+    return any(s in text for s in ("/", "\\")) or text.endswith((".pt", ".pth", ".bin", ".safetensors", ".ckpt"))
+
+
+def _create(open_clip, name: str, quick_gelu: bool = False) -> torch.nn.Module:
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # open_clip warns on random init
+    return open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
+
+
+def read_checkpoint(path: str | Path, return_kind: bool = False):
+    """Read a state dict safely. Returns (state, is_openai) with ``return_kind``.
+
+    OpenAI's checkpoints are TorchScript archives: they are read with ``torch.jit.load``, which
+    restores tensors and TorchScript code, never arbitrary Python objects.
+    """
+    path = Path(path)
+    is_openai = False
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        elif _is_torchscript(path):
+            with warnings.catch_warnings():  # TorchScript is deprecated, but it is OpenAI's format
+                warnings.simplefilter("ignore", FutureWarning)
+                state = torch.jit.load(str(path), map_location="cpu").state_dict()
+            is_openai = True
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except OvssError:
+        raise
+    except Exception as e:
+        raise OvssError(f"cannot read checkpoint {path} ({e.__class__.__name__}); pass an OpenAI .pt, open_clip .bin/.pt or .safetensors file") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise OvssError(f"{path} holds no state dict; pass a checkpoint of model weights")
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = _expand_compact(state)
+    return (state, is_openai) if return_kind else state
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+
+
+def _expand_compact(state: dict) -> dict:
+    if COMPACT_ROWS not in state:
+        return state
+    rows, ids = state.pop(COMPACT_ROWS), state.pop(COMPACT_IDS).long()
+    vocab = int(state.pop("ovss.token_embedding.vocab_size").item())
+    full = torch.zeros(vocab, rows.shape[1], dtype=rows.dtype)
+    full[ids] = rows
+    state["token_embedding.weight"] = full
+    return state
+
+
+def compact_state_dict(clip: torch.nn.Module, used_token_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The state dict with only the token-embedding rows of ``used_token_ids`` (for shipping)."""
+    state = {k: v.detach().clone().contiguous() for k, v in clip.state_dict().items()}
+    emb = state.pop("token_embedding.weight")
+    ids = torch.unique(used_token_ids.long())
+    state[COMPACT_ROWS] = emb[ids].contiguous()
+    state[COMPACT_IDS] = ids.to(torch.int64)
+    state["ovss.token_embedding.vocab_size"] = torch.tensor(emb.shape[0])
+    return state
+
+
+def _load_into(clip: torch.nn.Module, state: dict, where: str) -> None:
+    """Load strictly; name the first key or shape that does not fit."""
+    own = clip.state_dict()
+    state = {k: v for k, v in state.items() if k in own or not k.endswith("num_batches_tracked")}
+    for key, value in own.items():
+        if key not in state:
+            raise OvssError(f"checkpoint {where} lacks '{key}': it does not fit this model; pick the matching --model")
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise OvssError(
+                f"checkpoint {where} has '{key}' of shape {tuple(state[key].shape)}, the model expects "
+                f"{tuple(value.shape)}; pick the matching --model"
+            )
+    extra = [k for k in state if k not in own]
+    if extra:
+        raise OvssError(f"checkpoint {where} has unexpected key '{extra[0]}': it does not fit this model; pick the matching --model")
+    clip.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def model_config(name: str) -> dict:
+    """The architecture of ``name`` as data (open_clip's JSON config)."""
+    open_clip = _open_clip()
+    cfg = open_clip.get_model_config(name)
+    if cfg is None:
+        raise OvssError(f"unknown model '{name}' (run 'ovss models' to list them)")
+    return json.loads(json.dumps(cfg))

@@ -1,0 +1,116 @@
+"""Published evaluation protocols as data.
+
+Each preset reproduces one system's inference settings (values in shared/reference/protocols.md,
+read off the official code); ``per_dataset`` holds the settings that system changes per dataset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..errors import OvssError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Inference settings.
+
+    resize_short: scale so the short side is this (long side capped at ``max_long``), keep ratio.
+    resize_to: (h, w) fixed size instead (the mlmp protocol). Neither: keep the image size.
+    crop / stride: sliding window in pixels; crop None: the whole image in one forward.
+    logit_scale: multiplies cosine similarities before the softmax over queries.
+    prob_thd: pixels whose best class probability is below it become class 0 (background).
+    area_thd: classes covering less than this share of the image are dropped (SCLIP on VOC21).
+    eval_at_input_size: compare with ground truth resized (nearest) to the input size (mlmp).
+    """
+
+    name: str
+    head: str = "naclip"
+    resize_short: int | None = None
+    max_long: int = 2048
+    resize_to: tuple[int, int] | None = None
+    crop: int | None = 224
+    stride: int | None = 112
+    logit_scale: float = 50.0
+    prob_thd: float = 0.0
+    area_thd: float = 0.0
+    templates: str = "imagenet80"
+    pamr: bool = False
+    eval_at_input_size: bool = False
+    per_dataset: dict = field(default_factory=dict, compare=False, hash=False)
+    description: str = ""
+
+    def for_dataset(self, dataset: str | None) -> "Preset":
+        """This preset with the per-dataset settings of ``dataset`` applied."""
+        if dataset is None or dataset not in self.per_dataset:
+            return self
+        return replace(self, **self.per_dataset[dataset])
+
+    def with_overrides(self, **overrides) -> "Preset":
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        unknown = [k for k in overrides if k not in self.__dataclass_fields__]
+        if unknown:
+            raise OvssError(f"unknown preset setting '{unknown[0]}'; known: {', '.join(self.__dataclass_fields__)}")
+        return replace(self, **overrides)
+
+    def settings(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("per_dataset", "description")}
+        if d["resize_to"] is not None:
+            d["resize_to"] = list(d["resize_to"])
+        return d
+
+
+_BG = ("voc21", "context60", "coco_object")
+
+PRESETS: dict[str, Preset] = {
+    "sclip": Preset(
+        "sclip", head="sclip", resize_short=336, crop=224, stride=112, logit_scale=40.0,
+        per_dataset={
+            "voc21": dict(prob_thd=0.1, area_thd=0.1, logit_scale=65.0),
+            "context60": dict(prob_thd=0.1, logit_scale=50.0),
+            "coco_object": dict(prob_thd=0.1, logit_scale=50.0),
+            "cityscapes": dict(resize_short=560),
+            "coco_stuff164k": dict(resize_short=448),
+        },
+        description="SCLIP: short side 336, windows 224/112, logit scale 40",
+    ),
+    "naclip": Preset(
+        "naclip", head="naclip", resize_short=336, crop=224, stride=112, logit_scale=40.0, pamr=True,
+        per_dataset={
+            "voc21": dict(prob_thd=0.1, crop=None, stride=None),
+            "voc20": dict(crop=None, stride=None),
+            "context60": dict(prob_thd=0.1),
+            "coco_object": dict(prob_thd=0.1),
+            "cityscapes": dict(resize_short=560),
+        },
+        description="NACLIP: short side 336, windows 224/112 (VOC whole image), PAMR on",
+    ),
+    "clearclip": Preset(
+        "clearclip", head="clearclip", resize_short=448, crop=448, stride=224, logit_scale=50.0,
+        per_dataset={
+            "voc21": dict(prob_thd=0.5),
+            "context60": dict(prob_thd=0.15),
+            "coco_object": dict(prob_thd=0.4),
+            "cityscapes": dict(crop=224, stride=224),
+        },
+        description="ClearCLIP: short side 448, windows 448/224",
+    ),
+    "mlmp": Preset(
+        "mlmp", head="naclip", resize_to=(224, 224), crop=224, stride=112, logit_scale=100.0,
+        templates="seven", eval_at_input_size=True,
+        per_dataset={"cityscapes": dict(resize_to=(560, 1120))},
+        description="MLMP benchmark: resize to 224x224, ground truth resized with nearest",
+    ),
+    "shapesworld": Preset(
+        "shapesworld", head="naclip", resize_short=None, crop=112, stride=56, logit_scale=100.0,
+        templates="seven",
+        description="the embedded tiny model on ShapesWorld: windows of its native 112 px, stride 56",
+    ),
+}
+
+
+def get_preset(name: str | Preset, dataset: str | None = None) -> Preset:
+    if isinstance(name, Preset):
+        return name.for_dataset(dataset)
+    if name not in PRESETS:
+        raise OvssError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name].for_dataset(dataset)

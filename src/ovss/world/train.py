@@ -1,0 +1,238 @@
+"""Train ovss's tiny CLIP contrastively on ShapesWorld image-caption pairs.
+
+Each training image is a random 112 x 112 window of a scene rendered at a random size (so objects
+appear at many scales), captioned with the classes the window shows, either in ShapesWorld's own
+sentence forms or in a CLIP prompt template; a share of single-object images teaches names alone.
+Nothing but the contrastive image-text loss is used: the model is a CLIP, trained like one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..files import atomic_write, write_json
+from .captions import caption_for
+from .classes import CLASSES, OBJECT_COLORS, OBJECTS, STYLES
+from .scene import make_object_image, make_scene
+
+MODEL_NAME = "ovss-tiny"
+# Training scenes use seeds above every seed `ovss world make` gives (export seeds stay below 1e10),
+# so exported validation and test splits are held out.
+TRAIN_SEED_BASE = 10**10
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 900
+    batch_size: int = 96
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: int = 60
+    seed: int = 0
+    image_size: int = 112
+    object_share: float = 0.2  # single-object images
+    template_share: float = 0.4  # captions written with a prompt template instead of a sentence
+    object_crop_share: float = 0.4  # scene windows placed on an object, so objects fill more of them
+    regions: int = 0  # captioned sub-windows per scene image, embedded by pooling their patch tokens
+    style_share: float = 0.0  # training scenes rendered in the non-default styles (0: default only)
+    workers: int = 1
+    bf16: bool = True
+
+
+def _template_caption(names: list[str], rng: np.random.Generator, templates: tuple[str, ...]) -> str:
+    rng.shuffle(names)
+    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return str(rng.choice(templates)).format(joined)
+
+
+class PairStream(torch.utils.data.IterableDataset):
+    """An endless, seeded stream of (image uint8 3 x S x S, caption) pairs."""
+
+    def __init__(self, cfg: TrainConfig, templates: tuple[str, ...]):
+        self.cfg = cfg
+        self.templates = templates
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        rng = np.random.default_rng([self.cfg.seed, worker])
+        while True:
+            yield self.sample(rng)
+
+    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, str, torch.Tensor, list[str]]:
+        cfg, s = self.cfg, self.cfg.image_size
+        style = "default"
+        if cfg.style_share > 0 and rng.random() < cfg.style_share:
+            style = str(rng.choice([x for x in STYLES if x != "default"]))
+        seed = TRAIN_SEED_BASE + int(rng.integers(2**40))
+        if rng.random() < cfg.object_share:
+            name = str(rng.choice(OBJECTS))
+            image, _ = make_object_image(name, seed, size=s, style=style)
+            words = [name]
+            if rng.random() < 0.5:
+                caption = _template_caption(words, rng, self.templates)
+            else:
+                color = str(rng.choice(OBJECT_COLORS[name]))
+                caption = str(rng.choice(("a {} {}", "a photo of a {} {}.", "a {} {} on its own"))).format(color, name)
+            boxes, region_captions = torch.full((cfg.regions, 4), -1, dtype=torch.long), [""] * cfg.regions
+        else:
+            size = int(s / rng.uniform(0.35, 1.0))
+            scene = make_scene(seed, size=size, style=style)
+            y0, x0 = (int(rng.integers(0, size - s + 1)) for _ in range(2))
+            objects = [m for (c, m), a in zip(scene.instances, scene.attributes) if a.get("color")]
+            if objects and rng.random() < cfg.object_crop_share:
+                ys, xs = np.nonzero(objects[int(rng.integers(len(objects)))])
+                cy, cx = int(ys.mean()), int(xs.mean())
+                y0 = int(np.clip(cy - s // 2 + rng.integers(-s // 4, s // 4 + 1), 0, size - s))
+                x0 = int(np.clip(cx - s // 2 + rng.integers(-s // 4, s // 4 + 1), 0, size - s))
+            present = scene.present_in(y0, x0, y0 + s, x0 + s)
+            image = scene.image[y0 : y0 + s, x0 : x0 + s]
+            if present and rng.random() < cfg.template_share:
+                caption = _template_caption(list(present), rng, self.templates)
+            else:
+                caption = caption_for(present, rng)
+            boxes, region_captions = self.regions(scene, y0, x0, rng)
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), caption, boxes, region_captions
+
+    def regions(self, scene, y0: int, x0: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[str]]:
+        """Random sub-windows on the patch grid (in patches: y0, x0, y1, x1) and their captions."""
+        cfg, patch = self.cfg, 8
+        grid = cfg.image_size // patch
+        boxes = torch.full((cfg.regions, 4), -1, dtype=torch.long)
+        captions = [""] * cfg.regions
+        for r in range(cfg.regions):
+            h, w = (int(rng.integers(3, grid // 2 + 2)) for _ in range(2))
+            by, bx = int(rng.integers(0, grid - h + 1)), int(rng.integers(0, grid - w + 1))
+            box = (y0 + by * patch, x0 + bx * patch, y0 + (by + h) * patch, x0 + (bx + w) * patch)
+            present = scene.present_in(*box)
+            if not present:
+                continue
+            boxes[r] = torch.tensor([by, bx, by + h, bx + w])
+            if rng.random() < cfg.template_share:
+                captions[r] = _template_caption(list(present), rng, self.templates)
+            else:
+                captions[r] = caption_for(present, rng)
+        return boxes, captions
+
+
+def _encode_with_regions(model, x: torch.Tensor, boxes: torch.Tensor, region_captions) -> tuple:
+    """Image embeddings plus the embeddings of captioned sub-windows, pooled from patch tokens.
+
+    With average pooling, an image's embedding is the mean of its projected patch tokens; a
+    region's is the mean over the patches inside it, so region captions teach patches their words.
+    """
+    visual = model.visual
+    visual.output_tokens = True
+    try:
+        pooled, tokens = visual(x)
+    finally:
+        visual.output_tokens = False
+    grid = visual.grid_size
+    tokens = tokens.reshape(x.shape[0], grid[0], grid[1], -1)
+    region_emb, texts = [], []
+    for b in range(x.shape[0]):
+        for r in range(boxes.shape[1]):
+            y0, x0, y1, x1 = boxes[b, r].tolist()
+            if y0 < 0:
+                continue
+            region_emb.append(tokens[b, y0:y1, x0:x1].mean(dim=(0, 1)))
+            texts.append(region_captions[r][b])
+    proj = visual.proj
+    region = torch.stack(region_emb) @ proj if region_emb else pooled.new_zeros(0, proj.shape[1])
+    return pooled, region, texts
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.ndim < 2 or "embedding" in name or "logit_scale" in name or name.endswith("class_embedding"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def train_tiny_clip(out: str | Path, cfg: TrainConfig | None = None, progress: bool = True) -> dict:
+    """Train from scratch and write a compact safetensors checkpoint plus a JSON log next to it."""
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    from ..model.loading import _open_clip, compact_state_dict
+    from ..text.templates import SEVEN, get_templates
+
+    cfg = cfg or TrainConfig()
+    out = Path(out)
+    torch.manual_seed(cfg.seed)
+    open_clip = _open_clip()
+    model = open_clip.create_model(MODEL_NAME, pretrained=None)
+    tokenizer = open_clip.get_tokenizer(MODEL_NAME)
+    model.train()
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    templates = tuple(dict.fromkeys(get_templates("imagenet80") + SEVEN))
+    stream = PairStream(cfg, templates)
+    loader = torch.utils.data.DataLoader(
+        stream, batch_size=cfg.batch_size, num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
+    )
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup:
+            return cfg.lr * (step + 1) / cfg.warmup
+        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+    used_tokens: set[int] = set()
+    log = []
+    start = time.time()
+    bar = tqdm(total=cfg.steps, desc="train ovss-tiny", unit="step", disable=not progress)
+    for step, (images, captions, boxes, region_captions) in enumerate(loader):
+        if step >= cfg.steps:
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        x = (images.float() / 255.0 - mean) / std
+        captions = list(captions)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            if cfg.regions:
+                img, region_emb, region_texts = _encode_with_regions(model, x, boxes, region_captions)
+                img = torch.cat([img, region_emb])
+                captions = captions + region_texts
+            else:
+                img = model.encode_image(x)
+            tokens = tokenizer(captions)
+            txt = model.encode_text(tokens)
+        used_tokens.update(torch.unique(tokens).tolist())
+        img, txt = F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
+        scale = model.logit_scale.exp().clamp(max=100)
+        logits = scale * img @ txt.T
+        # identical captions in a batch are all positives: soft targets over them
+        same = torch.tensor([[a == b for b in captions] for a in captions], dtype=torch.float32)
+        target = same / same.sum(dim=1, keepdim=True)
+        loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 10 == 0 or step == cfg.steps - 1:
+            acc = (logits.argmax(dim=1) == torch.arange(len(captions))).float().mean().item()
+            log.append({"step": step, "loss": round(loss.item(), 4), "batch_acc": round(acc, 3),
+                        "logit_scale": round(scale.item(), 2), "seconds": round(time.time() - start, 1)})
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}")
+        bar.update(1)
+    bar.close()
+    model.eval()
+    state = compact_state_dict(model, torch.tensor(sorted(used_tokens)))
+    atomic_write(out, lambda tmp: save_file(state, tmp, metadata={"model": MODEL_NAME, "config": json.dumps(asdict(cfg))}))
+    summary = {"model": MODEL_NAME, "config": asdict(cfg), "seconds": round(time.time() - start, 1),
+               "tokens_seen": len(used_tokens), "log": log}
+    write_json(out.with_suffix(".train.json"), summary)
+    return summary

@@ -1,0 +1,79 @@
+import json
+
+import pytest
+import torch
+
+from ovss.cli import main
+from ovss.world import write_dataset
+
+MODEL = ["--model", "ovss-tiny", "--pretrained", "none"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: the runs are tiny, and two threads on a busy 2-core machine are ~30x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("sw") / "sw", n=4, seed=1, split="val", size=112, progress=False)
+
+
+class TestBenchCommand:
+    def test_run_then_report_only(self, world, tmp_path, capsys):
+        out = tmp_path / "run"
+        args = ["bench", "--dataset", "shapesworld", "--data-root", str(world), "--corruptions", "snow",
+                "--limit", "3", "--workers", "0", "--preset", "shapesworld", "--no-progress", *MODEL, "--out", str(out)]
+        assert main(args) == 0
+        printed = capsys.readouterr().out
+        assert "| Corruption | NoAdapt. |" in printed and "| Snow |" in printed
+        assert "| SHAPESWORLD-C (Average) |" in printed
+        data = json.loads((out / "shapesworld" / "none" / "snow.json").read_text())
+        assert data["timing"]["images"] == 3 and data["settings"]["limit"] == 3
+        for name in ("summary.md", "summary.csv", "shapesworld_bar.png"):
+            assert (out / name).is_file()
+
+        (out / "summary.md").unlink()
+        assert main(["bench", "--report-only", "--out", str(out)]) == 0
+        assert capsys.readouterr().out == printed
+        assert (out / "summary.md").read_text() == printed
+
+    def test_default_preset_follows_the_model(self, world, tmp_path, capsys):
+        out = tmp_path / "run"
+        # random weights are not the embedded model: the naclip protocol applies
+        assert main(["bench", "--dataset", "shapesworld", "--data-root", str(world), "--corruptions", "original",
+                     "--limit", "1", "--workers", "0", "--no-progress", *MODEL, "--out", str(out)]) == 0
+        data = json.loads((out / "shapesworld" / "none" / "original.json").read_text())
+        assert data["settings"]["segmenter"]["name"] == "naclip"
+
+    @pytest.mark.parametrize("extra,msg", [
+        (["--dataset", "voc99"], "unknown dataset 'voc99'"),
+        (["--data-root", "/nonexistent/data"], "ovss data check /nonexistent/data --dataset shapesworld"),
+        (["--corruptions", "gaussian_noise,rain"], "unknown corruption 'rain'"),
+        (["--severity", "6"], "--severity must be one of 1, 2, 3, 4, 5"),
+        (["--methods", "none,tent2"], "unknown adaptation method 'tent2'"),
+        (["--seeds", "0,x"], "--seeds must be comma-separated integers"),
+        (["--limit", "0"], "--limit must be a positive number"),
+        (["--data-root", "a,b"], "--data-root lists 2 roots for 1 datasets"),
+        (["--model", "ViT-Z-1"], "unknown model"),
+    ])
+    def test_errors_are_one_line(self, world, tmp_path, capsys, extra, msg):
+        base = {"--dataset": "shapesworld", "--data-root": str(world), "--corruptions": "original", "--workers": "0"}
+        for flag, value in zip(extra[::2], extra[1::2]):
+            base[flag] = value
+        args = ["bench", *[x for kv in base.items() for x in kv], "--no-progress", "--out", str(tmp_path / "run")]
+        if "--model" not in base:
+            args += MODEL
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert msg in err
+        assert err.count("\n") == 1 and "Traceback" not in err
+
+    def test_report_only_without_results(self, tmp_path, capsys):
+        assert main(["bench", "--report-only", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "no benchmark results under" in err and err.count("\n") == 1

@@ -1,0 +1,77 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ovss.cli import main
+
+MODEL = ["--model", "ovss-tiny", "--pretrained", "none"]
+
+
+@pytest.fixture
+def images(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(d / "rgb.jpg")
+    Image.fromarray(rng.integers(0, 255, (40, 30), dtype=np.uint8)).save(d / "gray.png")
+    Image.fromarray(rng.integers(0, 255, (33, 47, 4), dtype=np.uint8)).save(d / "rgba.png")
+    Image.fromarray(rng.integers(0, 255, (20, 25), dtype=np.uint8)).convert("P").save(d / "palette.png")
+    Image.fromarray(rng.integers(0, 65535, (31, 29)).astype(np.uint16)).save(d / "deep16.png")
+    return d
+
+
+class TestSegmentCommand:
+    def test_odd_images_are_converted_and_segmented(self, images, tmp_path, capsys):
+        out = tmp_path / "out"
+        rc = main(["segment", str(images), "--classes", "boat, sky, grass", *MODEL, "--preset", "naclip", "--out", str(out)])
+        assert rc == 0
+        for name, size in [("rgb", (60, 90)), ("gray", (40, 30)), ("rgba", (33, 47)), ("palette", (20, 25)), ("deep16", (31, 29))]:
+            labels = np.asarray(Image.open(out / f"{name}.png"))
+            assert labels.shape == size and labels.max() < 3
+            assert Image.open(out / f"{name}.png").mode == "P"
+            overlay = Image.open(out / f"{name}_overlay.png")
+            assert overlay.height >= size[0] and overlay.width > size[1]  # image plus legend
+            meta = json.loads((out / f"{name}.json").read_text())
+            assert meta["classes"] == [["boat"], ["sky"], ["grass"]]
+            assert abs(sum(meta["pixel_share"].values()) - 1) < 1e-9
+            assert meta["settings"]["head"] == "naclip" and meta["settings"]["crop"] == 224
+            shares = np.bincount(labels.flatten(), minlength=3) / labels.size
+            assert np.allclose(list(meta["pixel_share"].values()), shares)
+
+    def test_bad_files_do_not_stop_the_batch(self, images, tmp_path, capsys):
+        (images / "notes.png").write_text("not an image")
+        out = tmp_path / "out"
+        rc = main(["segment", str(images / "rgb.jpg"), str(images / "notes.png"), str(tmp_path / "missing.jpg"),
+                   "--classes", "a, b", *MODEL, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert rc == 1
+        assert "cannot read" in err and "notes.png" in err
+        assert "image not found" in err and "Traceback" not in err
+        assert (out / "rgb.png").exists()
+
+    @pytest.mark.parametrize("args,msg", [
+        (["--classes", " , "], "class list"),
+        (["--classes", "cat, cat"], "appears twice"),
+        (["--classes", "cat", "--head", "nohead"], "unknown head 'nohead'"),
+        (["--classes", "cat", "--preset", "nopreset"], "unknown preset 'nopreset'"),
+        (["--classes", "cat", "--model", "ViT-Z-1"], "unknown model"),
+        ([], "no classes given"),
+    ])
+    def test_user_mistakes_are_one_line(self, images, tmp_path, capsys, args, msg):
+        base = ["segment", str(images / "rgb.jpg"), "--out", str(tmp_path / "o")]
+        model = [] if "--model" in args else MODEL
+        rc = main(base + model + args)
+        err = capsys.readouterr().err.strip()
+        assert rc == 2
+        assert msg in err and len(err.splitlines()) == 1 and err.startswith("ovss: error:")
+
+
+class TestModelsCommand:
+    def test_lists_default_heads_and_presets(self, capsys):
+        assert main(["models"]) == 0
+        out = capsys.readouterr().out
+        assert "ovss-tiny" in out and "(default, embedded)" in out
+        for name in ("clip", "maskclip", "sclip", "clearclip", "naclip", "mlmp"):
+            assert name in out

@@ -1,0 +1,114 @@
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from ovss.errors import OvssError
+from ovss.model import load_model
+from ovss.model.loading import compact_state_dict, read_checkpoint
+
+
+class TestLoadModel:
+    def test_random_init_exposes_clip_and_tokenizer(self, tiny_random):
+        m = tiny_random
+        assert m.image_size == (112, 112) and m.patch_size == (8, 8)
+        tokens = m.tokenizer(["a photo of a boat."])
+        assert tokens.shape == (1, 32)
+        assert m.clip.encode_text(tokens).shape == (1, 128)
+
+    def test_unknown_model_is_one_line_error(self):
+        with pytest.raises(OvssError, match="unknown model 'ViT-Q-99'") as e:
+            load_model("ViT-Q-99", "none")
+        assert "\n" not in str(e.value)
+
+    def test_unknown_tag_lists_known_tags(self):
+        with pytest.raises(OvssError, match="unknown pretrained tag 'nope'.*openai"):
+            load_model("ViT-B-16", "nope")
+
+    def test_missing_checkpoint_file(self, tmp_path):
+        with pytest.raises(OvssError, match="checkpoint not found"):
+            load_model("ovss-tiny", str(tmp_path / "missing.safetensors"))
+
+    @pytest.mark.parametrize("suffix", [".safetensors", ".bin", ".pt"])
+    def test_local_checkpoint_roundtrip(self, tiny_random, tmp_path, suffix):
+        path = tmp_path / f"w{suffix}"
+        state = {k: v.clone() for k, v in tiny_random.clip.state_dict().items()}
+        if suffix == ".safetensors":
+            save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+        else:
+            torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, path)
+        loaded = load_model("ovss-tiny", str(path))
+        for k, v in loaded.clip.state_dict().items():
+            assert torch.equal(v, state[k]), k
+
+    def test_shape_mismatch_names_first_key(self, tiny_random, tmp_path):
+        state = {k: v.clone().contiguous() for k, v in tiny_random.clip.state_dict().items()}
+        state["visual.proj"] = torch.zeros(3, 3)
+        path = tmp_path / "bad.safetensors"
+        save_file(state, str(path))
+        with pytest.raises(OvssError, match=r"'visual.proj' of shape \(3, 3\), the model expects \(128, 128\)"):
+            load_model("ovss-tiny", str(path))
+
+    def test_missing_key_is_named(self, tiny_random, tmp_path):
+        state = {k: v.clone().contiguous() for k, v in tiny_random.clip.state_dict().items()}
+        del state["ln_final.weight"]
+        path = tmp_path / "bad.safetensors"
+        save_file(state, str(path))
+        with pytest.raises(OvssError, match="lacks 'ln_final.weight'"):
+            load_model("ovss-tiny", str(path))
+
+    def test_not_a_checkpoint(self, tmp_path):
+        path = tmp_path / "junk.pt"
+        path.write_bytes(b"not a checkpoint")
+        with pytest.raises(OvssError, match="cannot read checkpoint"):
+            load_model("ovss-tiny", str(path))
+
+    def test_pickled_object_is_refused(self, tmp_path):
+        # weights_only=True: a checkpoint holding an arbitrary Python object is not unpickled
+        import argparse
+
+        path = tmp_path / "evil.pt"
+        torch.save({"x": argparse.Namespace(a=1)}, path)
+        with pytest.raises(OvssError, match="cannot read checkpoint"):
+            load_model("ovss-tiny", str(path))
+
+    def test_openai_torchscript_archive_loads_with_quick_gelu(self, tiny_random, tmp_path):
+        class Holder(torch.nn.Module):
+            def __init__(self, state):
+                super().__init__()
+                for i, (k, v) in enumerate(state.items()):
+                    self.register_buffer(f"b{i}", v)
+
+        # a TorchScript archive whose state dict has the model's keys, like OpenAI's .pt files
+        state = tiny_random.clip.state_dict()
+        holder = torch.nn.Module()
+        for k, v in state.items():
+            parts = k.split(".")
+            mod = holder
+            for p in parts[:-1]:
+                if not hasattr(mod, p):
+                    mod.add_module(p, torch.nn.Module())
+                mod = getattr(mod, p)
+            mod.register_buffer(parts[-1], v.clone())
+        path = tmp_path / "openai.pt"
+        torch.jit.save(torch.jit.script(holder), str(path))
+        state2, is_openai = read_checkpoint(path, return_kind=True)
+        assert is_openai and set(state2) == set(state)
+        loaded = load_model("ovss-tiny", str(path))
+        act = loaded.clip.visual.transformer.resblocks[0].mlp.gelu
+        assert act.__class__.__name__ == "QuickGELU"
+
+
+class TestCompactCheckpoint:
+    def test_unused_rows_are_zero_and_used_rows_kept(self, tiny_random, tmp_path):
+        ids = torch.tensor([49406, 49407, 320, 1125])
+        state = compact_state_dict(tiny_random.clip, ids)
+        assert state["ovss.token_embedding.rows"].shape == (4, 128)
+        path = tmp_path / "c.safetensors"
+        save_file(state, str(path))
+        loaded = load_model("ovss-tiny", str(path))
+        emb = loaded.clip.token_embedding.weight
+        orig = tiny_random.clip.token_embedding.weight
+        assert torch.equal(emb[ids], orig[ids])
+        others = torch.ones(emb.shape[0], dtype=torch.bool)
+        others[ids] = False
+        assert emb[others].abs().sum() == 0
