@@ -5,6 +5,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import heads  # noqa: E402
+import pipeline  # noqa: E402
 
 if __name__ == "__main__":
     heads.main()
+    pipeline.main()

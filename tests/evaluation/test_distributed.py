@@ -54,4 +54,6 @@ def test_two_processes_equal_one(tmp_path):
         assert a["metrics"] == b["metrics"]
         assert a["settings"] == b["settings"]
     assert not list(multi.rglob("*.npz"))  # no checkpoint left behind
-    assert (single / "summary.md").read_text() == (multi / "summary.md").read_text()
+    # the result tables are equal; the cost table after them holds measured seconds and memory
+    tables = [(d / "summary.md").read_text().split("Cost per image")[0] for d in (single, multi)]
+    assert "| Corruption |" in tables[0] and tables[0] == tables[1]

@@ -49,6 +49,17 @@ def _encoded(features: torch.Tensor, boxes, input_size, padded) -> EncodedImage:
                         boxes=boxes, features=features, padded=padded)
 
 
+class TestMaxOverClasses:
+    def test_equals_torch_max_and_argmax_first_on_ties(self):
+        from ovss.segment.predictor import _max_over_classes
+
+        p = torch.rand(6, 17, 9, generator=torch.Generator().manual_seed(0))
+        p[2, 0, 0] = p[4, 0, 0] = 5.0  # a tie: the first index wins, as in torch.argmax
+        best, labels = _max_over_classes(p)
+        assert torch.equal(labels, p.argmax(0)) and torch.equal(best, p.max(0).values)
+        assert labels[0, 0] == 2
+
+
 class TestSegmenter:
     def test_overlapping_windows_are_averaged(self, tiny_random):
         seg = Segmenter(tiny_random, head="clip", preset="shapesworld")

@@ -10,9 +10,8 @@ As in the authors' code, the targets are not detached (the image similarities ca
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from .common import TestTimeAdaptation, template_embeddings
+from .common import TestTimeAdaptation
 
 REFERENCE_TEMPLATE = "a photo of a {}"
 
@@ -48,7 +47,7 @@ class CLIPArTT(TestTimeAdaptation):
         return {**super().hparams(), "k": self.k, "tau": self.tau, "reference_template": REFERENCE_TEMPLATE}
 
     def adapt(self, segmenter, batch, classes, params, optimizer):
-        reference = template_embeddings(segmenter, classes, [REFERENCE_TEMPLATE])[0]  # Q x E
+        reference = self.template_text(segmenter, classes, [REFERENCE_TEMPLATE])[0]  # Q x E
         queries = classes.queries
         losses = []
         for _ in range(self.steps):

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import OvssError
@@ -169,6 +168,7 @@ class TestTimeAdaptation(AdaptationMethod):
         self.templates = None if templates is None else get_templates(templates)
         self.last_losses: list[float] = []
         self._online: tuple[int, ParamSnapshot, dict] | None = None
+        self._text_cache: dict[tuple, torch.Tensor] = {}
 
     def hparams(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "steps": self.steps, "lr": self.lr, "optimizer": self.optimizer,
@@ -190,6 +190,13 @@ class TestTimeAdaptation(AdaptationMethod):
         """Label maps with the adapted parameters (default: the segmenter's own head)."""
         feats = [segmenter.patch_features(w) for w in batch.groups]
         return decode_labels(segmenter, batch, feats, self.eval_text(segmenter, classes), classes, output_sizes)
+
+    def template_text(self, segmenter, classes: ClassList, templates) -> torch.Tensor:
+        """``template_embeddings``, cached per model, queries and templates (text is not adapted)."""
+        key = (id(segmenter.model.clip), tuple(classes.queries), tuple(get_templates(templates)))
+        if key not in self._text_cache:
+            self._text_cache = {key: template_embeddings(segmenter, classes, templates)}
+        return self._text_cache[key]
 
     def eval_text(self, segmenter, classes: ClassList) -> torch.Tensor:
         """Template-averaged query embeddings (the method's templates, else the preset's)."""

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..dense import DenseEncoder
 from ..errors import OvssError
-from .common import TestTimeAdaptation, decode_labels, entropy, mean_of, template_embeddings
+from .common import TestTimeAdaptation, decode_labels, entropy, mean_of
 
 
 def fused_layers(num_blocks: int, fraction: float) -> list[int]:
@@ -94,7 +94,7 @@ class MLMP(TestTimeAdaptation):
 
     def adapt(self, segmenter, batch, classes, params, optimizer):
         encoder, layers = segmenter.encoder, self.layers(segmenter)
-        texts = template_embeddings(segmenter, classes, self.templates)  # T x Q x E
+        texts = self.template_text(segmenter, classes, self.templates)  # T x Q x E
         losses = []
         for _ in range(self.steps):
             local, global_ = [], []

@@ -102,12 +102,14 @@ class TPT(TestTimeAdaptation):
     def adapt(self, segmenter, batch, classes, params, optimizer):
         ctx = params["ctx"]
         with torch.no_grad():  # the image side never changes: encode the views once
-            view_feats = []
+            view_feats = []  # per group: B x V x h x w x E
             for windows in batch.groups:
-                views = random_resized_crops(windows, self.views)  # B x V x 3 x H x W
-                flat = views.flatten(0, 1)
-                feats = torch.cat([segmenter.patch_features(flat[i : i + self.chunk]) for i in range(0, len(flat), self.chunk)])
-                view_feats.append(feats.reshape(views.shape[0], views.shape[1], *feats.shape[1:]))  # B x V x h x w x E
+                per_window = []
+                for b in range(windows.shape[0]):  # one window's views at a time keeps memory small
+                    views = random_resized_crops(windows[b : b + 1], self.views)[0]  # V x 3 x H x W
+                    per_window.append(torch.cat([segmenter.patch_features(views[i : i + self.chunk])
+                                                 for i in range(0, len(views), self.chunk)]))
+                view_feats.append(torch.stack(per_window))
         losses = []
         for _ in range(self.steps):
             text = self.prompted_text(segmenter, classes, ctx)

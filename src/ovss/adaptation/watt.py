@@ -15,7 +15,7 @@ import torch
 
 from ..errors import OvssError
 from .clipartt import distillation_loss
-from .common import ParamSnapshot, TestTimeAdaptation, average_weights, template_embeddings
+from .common import ParamSnapshot, TestTimeAdaptation, average_weights
 
 
 class WATT(TestTimeAdaptation):
@@ -35,7 +35,7 @@ class WATT(TestTimeAdaptation):
         return {**super().hparams(), "rounds": self.rounds, "parallel": self.parallel, "tau": self.tau}
 
     def adapt(self, segmenter, batch, classes, params, optimizer):
-        texts = template_embeddings(segmenter, classes, self.templates)  # T x Q x E
+        texts = self.template_text(segmenter, classes, self.templates)  # T x Q x E
         losses = []
         for _ in range(self.rounds):
             start = ParamSnapshot(params)

@@ -38,6 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, default=25, metavar="N",
                    help="save an unfinished scenario's progress every N images (default: 25)")
     add_model_args(p)
+    p.add_argument("--prompts", default=None, metavar="FILE", help="adapted prompts from `ovss adapt train` (RUN/prompts.safetensors)")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder for the results")
     p.add_argument("--report-only", action="store_true", help="only rebuild the summary from the JSONs in RUN")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             model, datasets, args.out, split=args.split, corruptions=corruptions, severity=severity,
             methods=methods, seeds=seeds, limit=args.limit, workers=args.workers, head=args.head,
             preset=args.preset, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
+            prompts=args.prompts,
         )
         if rank == 0:
             text = write_report(args.out)

@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", default=None, help="apply the preset's settings for this dataset (e.g. voc21)")
     p.add_argument("--prob-thd", type=float, default=None, help="pixels below this class probability become class 0")
     p.add_argument("--pamr", action="store_true", default=None, help="refine with PAMR")
+    p.add_argument("--prompts", default=None, metavar="FILE", help="adapted prompts from `ovss adapt train` (RUN/prompts.safetensors)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tta", default=None, metavar="METHOD",
                    help="adapt the model on each image before segmenting it: tent, tpt, watt, clipartt, mlmp")
@@ -81,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         model, head=args.head, preset=args.preset or default_preset(model), dataset=args.dataset,
         prob_thd=args.prob_thd, pamr=args.pamr,
     )
+    if args.prompts:
+        from ..domain import apply_prompts
+
+        apply_prompts(seg, args.prompts)
     open_world = None
     if args.open_world:
         from .concepts import OpenWorldRun

@@ -194,6 +194,24 @@ def bar_chart(path: str | os.PathLike, dataset: str, s: dict) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
 
 
+def cost_markdown(results: list[dict]) -> str:
+    """The seed's cost table: per method, adaptation and evaluation seconds per image, peak
+    memory and learnable parameters, averaged over the scenarios that recorded them."""
+    rows: dict[str, list[dict]] = {}
+    for r in results:
+        if r.get("cost") and r["cost"].get("images"):
+            rows.setdefault(r["scenario"]["method"], []).append(r["cost"])
+    if not rows:
+        return ""
+    lines = ["| method | adapt s / image | eval s / image | peak memory MB | learnable parameters |", "|---|---|---|---|---|"]
+    for method, costs in rows.items():
+        mean = lambda key: sum(c[key] for c in costs) / len(costs)  # noqa: E731
+        peak = max(c["peak_memory_mb"] or 0 for c in costs)
+        lines.append(f"| {method_title(method)} | {mean('adapt_seconds_per_image'):.3f} | {mean('eval_seconds_per_image'):.3f} "
+                     f"| {peak:.0f} | {costs[0]['learnable_params']} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(run_dir: str | os.PathLike, results: list[dict] | None = None) -> str:
     """Write RUN/summary.md, RUN/summary.csv and RUN/{dataset}_bar.png; return the Markdown."""
     run_dir = Path(run_dir)
@@ -202,6 +220,9 @@ def write_report(run_dir: str | os.PathLike, results: list[dict] | None = None) 
         raise OvssError(f"no benchmark results under {run_dir}; run `ovss bench ... --out {run_dir}` first")
     summary = summarize(results)
     text = markdown(summary)
+    cost = cost_markdown(results)
+    if cost:
+        text += "\nCost per image (rank 0's share; memory: peak resident set on CPU, allocated on CUDA):\n\n" + cost
     write_text(run_dir / "summary.md", text)
     write_text(run_dir / "summary.csv", csv_text(summary))
     for dataset, s in summary.items():

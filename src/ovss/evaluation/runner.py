@@ -383,6 +383,7 @@ def run_benchmark(
     preset: str | None = None,
     checkpoint_every: int = 25,
     progress: bool = True,
+    prompts: str | None = None,
     **overrides,
 ) -> list[dict]:
     """Run (or resume) every scenario and return the result dicts, finished ones included.
@@ -416,6 +417,10 @@ def run_benchmark(
     for ds in opened:
         name = ds.spec.name
         seg = Segmenter(model, head=head, preset=preset or default_preset(model, name), dataset=name, **overrides)
+        if prompts:
+            from ..domain import apply_prompts
+
+            apply_prompts(seg, prompts)
         for method in method_list:
             for seed in seed_list:
                 for c in scenarios_c:
@@ -488,6 +493,8 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
         worker_init_fn=_worker_init if workers else None,
     )
     done, saved_at = start, start
+    if hasattr(method, "reset_stats"):
+        method.reset_stats()
     t0 = time.perf_counter()
     for batch in loader:
         for item in batch:
@@ -532,6 +539,7 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
             "workers": workers, "world_size": world, "resumed_at": start,
             "note": "seconds: wall time of rank 0 (summed over resumed runs); outside the model = data, corruption, scoring",
         },
+        "cost": method.cost() if hasattr(method, "cost") else None,
         "confusion_matrix": cm.matrix.tolist(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -154,8 +154,14 @@ def _looks_like_path(text: str) -> bool:
 
 
 def _create(open_clip, name: str, quick_gelu: bool = False) -> torch.nn.Module:
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # open_clip warns on random init
-    return open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
+    """The architecture with random weights (open_clip's warning about that is silenced)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        return open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
+    finally:
+        root.setLevel(level)
 
 
 def read_checkpoint(path: str | Path, return_kind: bool = False):

@@ -180,11 +180,11 @@ class Segmenter:
         n = len(classes)
         logits = _max_by_class(scaled, index, n)
         probs = _max_by_class(probs_q, index, n)
-        labels = probs.argmax(dim=0)
+        best, labels = _max_over_classes(probs)
         if p.area_thd > 0:
             labels = _drop_small_classes(labels, probs, p.area_thd)
         if p.prob_thd > 0:
-            labels[probs.max(dim=0).values < p.prob_thd] = 0
+            labels[best < p.prob_thd] = 0
         return SegmentationResult(logits=logits, probs=probs, labels=labels, classes=classes)
 
 
@@ -193,6 +193,21 @@ def _max_by_class(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Te
     if values.shape[0] == n:
         return values
     return torch.stack([values[index == c].amax(dim=0) for c in range(n)])
+
+
+def _max_over_classes(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(max, argmax) over dim 0 of C x H x W, first index on ties.
+
+    A loop over the classes of whole-image comparisons: reducing over the outer dimension of a
+    large tensor is several times slower on CPU, and this runs on every image at full size.
+    """
+    best = probs[0].clone()
+    labels = torch.zeros(probs.shape[1:], dtype=torch.long, device=probs.device)
+    for c in range(1, probs.shape[0]):
+        better = probs[c] > best
+        best = torch.where(better, probs[c], best)
+        labels.masked_fill_(better, c)
+    return best, labels
 
 
 def _drop_small_classes(labels: torch.Tensor, probs: torch.Tensor, area_thd: float) -> torch.Tensor:

@@ -30,17 +30,17 @@ TRAIN_SEED_BASE = 10**10
 
 @dataclass
 class TrainConfig:
-    steps: int = 900
+    steps: int = 600
     batch_size: int = 96
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup: int = 60
     seed: int = 0
     image_size: int = 112
-    object_share: float = 0.2  # single-object images
+    object_share: float = 0.3  # single-object images
     template_share: float = 0.4  # captions written with a prompt template instead of a sentence
     object_crop_share: float = 0.4  # scene windows placed on an object, so objects fill more of them
-    regions: int = 0  # captioned sub-windows per scene image, embedded by pooling their patch tokens
+    regions: int = 2  # captioned sub-windows per scene image, embedded by pooling their patch tokens
     style_share: float = 0.0  # training scenes rendered in the non-default styles (0: default only)
     workers: int = 1
     bf16: bool = True
@@ -123,30 +123,57 @@ class PairStream(torch.utils.data.IterableDataset):
 
 
 def _encode_with_regions(model, x: torch.Tensor, boxes: torch.Tensor, region_captions) -> tuple:
-    """Image embeddings plus the embeddings of captioned sub-windows, pooled from patch tokens.
+    """Image embeddings plus embeddings of captioned sub-windows pooled from patch features.
 
-    With average pooling, an image's embedding is the mean of its projected patch tokens; a
-    region's is the mean over the patches inside it, so region captions teach patches their words.
+    The image embedding is open_clip's (average pooling: the mean of the projected final patch
+    tokens). Each captioned region is embedded twice, as the mean over its patches of (a) the
+    final tokens and (b) the last block's value path (v, out_proj), both through ln_post and proj.
+    (b) stands in for what large CLIPs learn on their own and what the training-free heads
+    (MaskCLIP, SCLIP, ClearCLIP, NACLIP) rely on: a value path whose patch features are aligned
+    with text. Returns (image embeddings, region embeddings, the captions of the regions).
     """
     visual = model.visual
-    visual.output_tokens = True
-    try:
-        pooled, tokens = visual(x)
-    finally:
-        visual.output_tokens = False
+    blocks = visual.transformer.resblocks
+    tokens = visual._embeds(x)
+    for block in blocks[:-1]:
+        tokens = block(tokens)
+    last = blocks[-1]
+    final = last(tokens)
+    attn = last.attn
+    width = tokens.shape[-1]
+    value = F.linear(last.ln_1(tokens), attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
+    value = attn.out_proj(value)
     grid = visual.grid_size
-    tokens = tokens.reshape(x.shape[0], grid[0], grid[1], -1)
+    final_patches = visual.ln_post(final[:, 1:]) @ visual.proj
+    value_patches = visual.ln_post(value[:, 1:]) @ visual.proj
+    pooled = final_patches.mean(dim=1)
+    final_patches = final_patches.reshape(x.shape[0], grid[0], grid[1], -1)
+    value_patches = value_patches.reshape(x.shape[0], grid[0], grid[1], -1)
     region_emb, texts = [], []
     for b in range(x.shape[0]):
         for r in range(boxes.shape[1]):
             y0, x0, y1, x1 = boxes[b, r].tolist()
             if y0 < 0:
                 continue
-            region_emb.append(tokens[b, y0:y1, x0:x1].mean(dim=(0, 1)))
-            texts.append(region_captions[r][b])
-    proj = visual.proj
-    region = torch.stack(region_emb) @ proj if region_emb else pooled.new_zeros(0, proj.shape[1])
+            for patches in (final_patches, value_patches):
+                region_emb.append(patches[b, y0:y1, x0:x1].mean(dim=(0, 1)))
+                texts.append(region_captions[r][b])
+    region = torch.stack(region_emb) if region_emb else pooled.new_zeros(0, pooled.shape[1])
     return pooled, region, texts
+
+
+def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, caption_index: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric loss with several embeddings per caption.
+
+    ``img``: N normalised embeddings; ``txt``: U normalised embeddings of the distinct captions;
+    ``caption_index[i]``: which caption embedding i belongs to. Image-to-text is a cross-entropy
+    over the distinct captions; text-to-image spreads the target over all embeddings of a caption.
+    """
+    logits = scale * img @ txt.T
+    i2t = F.cross_entropy(logits, caption_index)
+    owner = F.one_hot(caption_index, txt.shape[0]).T.float()
+    t2i = F.cross_entropy(logits.T, owner / owner.sum(dim=1, keepdim=True))
+    return 0.5 * (i2t + t2i)
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float):
@@ -164,14 +191,14 @@ def train_tiny_clip(out: str | Path, cfg: TrainConfig | None = None, progress: b
     from safetensors.torch import save_file
     from tqdm import tqdm
 
-    from ..model.loading import _open_clip, compact_state_dict
+    from ..model.loading import _create, _open_clip, compact_state_dict
     from ..text.templates import SEVEN, get_templates
 
     cfg = cfg or TrainConfig()
     out = Path(out)
     torch.manual_seed(cfg.seed)
     open_clip = _open_clip()
-    model = open_clip.create_model(MODEL_NAME, pretrained=None)
+    model = _create(open_clip, MODEL_NAME)
     tokenizer = open_clip.get_tokenizer(MODEL_NAME)
     model.train()
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
@@ -201,6 +228,7 @@ def train_tiny_clip(out: str | Path, cfg: TrainConfig | None = None, progress: b
             g["lr"] = lr_at(step)
         x = (images.float() / 255.0 - mean) / std
         captions = list(captions)
+        batch = len(captions)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             if cfg.regions:
                 img, region_emb, region_texts = _encode_with_regions(model, x, boxes, region_captions)
@@ -208,22 +236,22 @@ def train_tiny_clip(out: str | Path, cfg: TrainConfig | None = None, progress: b
                 captions = captions + region_texts
             else:
                 img = model.encode_image(x)
-            tokens = tokenizer(captions)
+            distinct = list(dict.fromkeys(captions))
+            tokens = tokenizer(distinct)
             txt = model.encode_text(tokens)
         used_tokens.update(torch.unique(tokens).tolist())
         img, txt = F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
         scale = model.logit_scale.exp().clamp(max=100)
-        logits = scale * img @ txt.T
-        # identical captions in a batch are all positives: soft targets over them
-        same = torch.tensor([[a == b for b in captions] for a in captions], dtype=torch.float32)
-        target = same / same.sum(dim=1, keepdim=True)
-        loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+        position = {c: i for i, c in enumerate(distinct)}
+        caption_index = torch.tensor([position[c] for c in captions])
+        loss = contrastive_loss(img, txt, caption_index, scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 10 == 0 or step == cfg.steps - 1:
-            acc = (logits.argmax(dim=1) == torch.arange(len(captions))).float().mean().item()
+            with torch.no_grad():
+                acc = ((img[:batch] @ txt.T).argmax(dim=1) == caption_index[:batch]).float().mean().item()
             log.append({"step": step, "loss": round(loss.item(), 4), "batch_acc": round(acc, 3),
                         "logit_scale": round(scale.item(), 2), "seconds": round(time.time() - start, 1)})
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}")

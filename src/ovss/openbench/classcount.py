@@ -1,0 +1,113 @@
+"""Does a longer class list hurt? mIoU as irrelevant class names are added at inference (seed 002, Figure 5).
+
+Each image is encoded once; for every count N the segmenter answers the dataset's classes plus the
+first N names of one seeded shuffle of a pool of irrelevant names (so the list for N = 10 holds the
+one for N = 5). A pixel given to an added name is wrong wherever it is, and mIoU is over the
+dataset's own classes, so the curve measures exactly the confusion the extra names cause.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ..data import CLASSNAMES_DIR, SegDataset, read_class_file
+from ..errors import OvssError
+from ..evaluation.metrics import ConfusionMatrix
+from ..text import ClassList
+
+Classes = list[list[str]]
+
+
+def default_pool() -> list[str]:
+    """Display names of every class list ovss ships (ADE20K, COCO-Stuff, Pascal Context, ...)."""
+    names: dict[str, str] = {}
+    for path in sorted(CLASSNAMES_DIR.glob("*.txt")):
+        for cls in read_class_file(path):
+            names.setdefault(cls[0].lower(), cls[0])
+    return list(names.values())
+
+
+def irrelevant_names(classes: Classes, pool: Sequence[str], seed: int = 0, similarity=None,
+                     max_similarity: float | None = None) -> list[str]:
+    """``pool`` without the dataset's names (and synonyms), shuffled with ``seed``.
+
+    With ``similarity`` and ``max_similarity``, names closer than that to any dataset class are
+    dropped too, so near-synonyms ("couch" for "sofa") do not count as irrelevant.
+    """
+    taken = {n.lower() for c in classes for n in c}
+    names = [n for n in dict.fromkeys(p.strip() for p in pool) if n and n.lower() not in taken]
+    if similarity is not None and max_similarity is not None and names:
+        sims = np.asarray(similarity(names, [c[0] for c in classes])).max(axis=1)
+        names = [n for n, s in zip(names, sims) if s <= max_similarity]
+    random.Random(seed).shuffle(names)
+    return names
+
+
+def class_count_curve(
+    segmenter,
+    dataset: SegDataset,
+    extra_counts: Sequence[int],
+    extras: Sequence[str],
+    progress: bool = True,
+) -> dict:
+    """mIoU of ``segmenter`` on ``dataset`` with N extra class names, for each N in ``extra_counts``."""
+    counts = sorted(set(int(n) for n in extra_counts))
+    if not counts or counts[0] < 0:
+        raise OvssError("--extra-classes needs counts of 0 or more, e.g. 0,5,10,20")
+    if counts[-1] > len(extras):
+        raise OvssError(f"asked for {counts[-1]} extra classes but the pool has only {len(extras)} irrelevant names; "
+                        "give a larger --pool or smaller counts")
+    from ..evaluation.runner import output_size, resize_nearest
+
+    base = [list(c) for c in dataset.classes]
+    lists = {n: ClassList(tuple(tuple(c) for c in base + [[x] for x in extras[:n]])) for n in counts}
+    matrices = {n: ConfusionMatrix(dataset.num_classes, dataset.ignore_index) for n in counts}
+    for item in tqdm(dataset, desc="class count", unit="img", disable=not progress, total=len(dataset)):
+        h, w = item["image"].shape[:2]
+        size = output_size(segmenter.preset, h, w)
+        target = resize_nearest(item["label"], size)
+        segmenter.set_image(item["image"])
+        for n in counts:
+            labels = segmenter.predict(classes=lists[n], output_size=size).labels
+            matrices[n].update(labels.cpu().numpy(), target)  # an extra name's index is never correct
+    rows = []
+    for n in counts:
+        m = matrices[n].compute()
+        rows.append({"extra_classes": n, "classes": len(lists[n]), "mIoU": m["mIoU"], "mAcc": m["mAcc"], "aAcc": m["aAcc"]})
+    return {"dataset": dataset.spec.name, "root": str(dataset.root), "images": len(dataset),
+            "extras": list(extras[: counts[-1]]), "rows": rows}
+
+
+def curve_table(result: dict) -> str:
+    lines = ["| Extra classes | Classes | mIoU | mAcc |", "| ---: | ---: | ---: | ---: |"]
+    for r in result["rows"]:
+        lines.append(f"| {r['extra_classes']} | {r['classes']} | {r['mIoU']:.2f} | {r['mAcc']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curve(result: dict, path: str | os.PathLike) -> Path:
+    """The seed's Figure 5: mIoU against the number of irrelevant classes given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..files import atomic_write
+
+    xs = [r["extra_classes"] for r in result["rows"]]
+    ys = [r["mIoU"] for r in result["rows"]]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(xs, ys, marker="o")
+    ax.set_xlabel("irrelevant classes added at inference")
+    ax.set_ylabel("mIoU (%)")
+    ax.set_title(f"{result['dataset']} ({result['images']} images)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,46 @@
+"""``ovss ovsnet ablation``: a tiny end-to-end run and one-line errors."""
+import json
+
+import pytest
+import torch
+
+from ovss.cli import main
+
+MODEL = ["--model", "ovss-tiny", "--pretrained", "none"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tiny_ablation_run_and_resume(tmp_path, capsys):
+    args = ["ovsnet", "ablation", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+            "--variants", "baseline,gfa", "--train-n", "3", "--val-n", "4", "--steps", "2", "--batch-size", "2",
+            "--queries", "4", "--no-progress", *MODEL]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| Baseline |" in printed and "| + GFA |" in printed and "GFA adds" in printed
+    result = json.loads((tmp_path / "run" / "gfa.json").read_text())
+    assert result["settings"]["config"]["gfa"] is True and "open" in result["metrics"]
+    assert (tmp_path / "run" / "baseline.safetensors").is_file()
+    assert (tmp_path / "data" / "open" / "classes.txt").read_text().startswith("others")
+    assert main(args) == 0  # finished variants are read back
+    assert capsys.readouterr().out == printed
+
+
+@pytest.mark.parametrize("extra,msg", [
+    (["--variants", "baseline,attn"], "unknown variant 'attn'"),
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--w", "1.5"], "--w must lie strictly between 0 and 1"),
+    (["--queries", "100"], "GFA may not converge with 100 queries"),
+    (["--gamma", "0"], "--gamma must be positive"),
+])
+def test_errors_are_one_line(tmp_path, capsys, extra, msg):
+    args = ["ovsnet", "ablation", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r"), *extra, *MODEL]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and "Traceback" not in err
