@@ -10,6 +10,7 @@ images seen, learnable parameters and peak memory. ``cost()`` turns them into pe
 """
 from __future__ import annotations
 
+import abc
 import time
 from typing import Any
 
@@ -73,7 +74,7 @@ def _proc_status_mb(key: str) -> float:
     return 0.0
 
 
-class AdaptationMethod:
+class AdaptationMethod(abc.ABC):
     """Base class: ``name`` is the registry key, ``batch_size`` how many images one call adapts on.
 
     Subclasses keep their hyper-parameters as constructor arguments and list them in
@@ -88,6 +89,7 @@ class AdaptationMethod:
         """Hyper-parameters that change results (recorded with them, compared on resume)."""
         return {"batch_size": self.batch_size}
 
+    @abc.abstractmethod
     def __call__(
         self,
         segmenter,
@@ -96,7 +98,6 @@ class AdaptationMethod:
         output_sizes: list[tuple[int, int]],
     ) -> list[torch.Tensor]:
         """Label maps (H x W integer tensors, one per image, at its ``output_sizes`` entry)."""
-        raise NotImplementedError
 
     # cost table ------------------------------------------------------------------------------
 

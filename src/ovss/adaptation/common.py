@@ -7,6 +7,8 @@ share one model in a benchmark never see each other's updates.
 """
 from __future__ import annotations
 
+import abc
+
 import copy
 import time
 from dataclasses import dataclass, replace
@@ -181,10 +183,10 @@ class TestTimeAdaptation(AdaptationMethod):
         """The parameters this method updates."""
         return layernorm_parameters(segmenter.encoder.visual)
 
+    @abc.abstractmethod
     def adapt(self, segmenter, batch: WindowBatch, classes: ClassList, params: dict[str, nn.Parameter],
               optimizer: torch.optim.Optimizer) -> list[float]:
         """Update ``params`` on ``batch``; return the loss of every step."""
-        raise NotImplementedError
 
     def predict(self, segmenter, batch: WindowBatch, classes: ClassList, output_sizes) -> list[torch.Tensor]:
         """Label maps with the adapted parameters (default: the segmenter's own head)."""

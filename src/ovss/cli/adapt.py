@@ -8,20 +8,19 @@ negatives: ask an OpenAI-compatible LLM for negative queries and write them as J
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from ..errors import OvssError
-from .common import add_model_args
+from .common import add_llm_args, add_model_args, no_verb
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("adapt", help="adapt CLIP to a domain by prompt tuning (OpenDAS, CoOp, VPT)",
                        description="Open-vocabulary domain adaptation: learn prompts on a dataset's segments.")
     verbs = p.add_subparsers(dest="adapt_verb", metavar="VERB")
-    p.set_defaults(func=lambda args: _no_verb(p))
+    p.set_defaults(func=lambda args: no_verb(p))
 
     t = verbs.add_parser("train", help="learn prompts on the base-class segments of a dataset",
                          description="Learn prompts on a dataset's base-class segments; rerunning resumes from RUN/checkpoint.")
@@ -73,11 +72,6 @@ def add_parser(sub) -> None:
     n.set_defaults(func=run_negatives)
 
 
-def _no_verb(p: argparse.ArgumentParser) -> int:
-    p.print_help()
-    return 2
-
-
 def _add_data_args(p: argparse.ArgumentParser, split: str, several: bool = False) -> None:
     g = p.add_argument_group("data")
     if several:
@@ -95,12 +89,7 @@ def _add_data_args(p: argparse.ArgumentParser, split: str, several: bool = False
 
 def _add_llm_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("LLM for --negatives llm")
-    g.add_argument("--llm-endpoint", default=os.environ.get("OVSS_LLM_ENDPOINT"),
-                   help="OpenAI-compatible API base, e.g. http://localhost:8000/v1 (env OVSS_LLM_ENDPOINT)")
-    g.add_argument("--llm-model", default=os.environ.get("OVSS_LLM_MODEL"), help="model name on that server (env OVSS_LLM_MODEL)")
-    g.add_argument("--llm-api-key", default=None, help="API key if the server needs one (default: env OVSS_LLM_API_KEY)")
-    g.add_argument("--llm-timeout", type=float, default=60.0, help="seconds to wait for an answer (default: 60)")
-    g.add_argument("--llm-cache", default=None, metavar="DIR", help="answer cache folder (default: ~/.cache/ovss/llm)")
+    add_llm_args(g)
 
 
 def _llm(args: argparse.Namespace):

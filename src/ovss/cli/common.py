@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -15,3 +16,19 @@ def load_model_from_args(args: argparse.Namespace):
     from ..model import load_model
 
     return load_model(args.model, args.pretrained, device=args.device)
+
+
+def add_llm_args(g) -> None:
+    """Options of an OpenAI-compatible LLM endpoint (concept lists, negative queries)."""
+    g.add_argument("--llm-endpoint", default=os.environ.get("OVSS_LLM_ENDPOINT"),
+                   help="OpenAI-compatible API base, e.g. http://localhost:8000/v1 (env OVSS_LLM_ENDPOINT)")
+    g.add_argument("--llm-model", default=os.environ.get("OVSS_LLM_MODEL"), help="model name on that server (env OVSS_LLM_MODEL)")
+    g.add_argument("--llm-api-key", default=None, help="API key if the server needs one (default: env OVSS_LLM_API_KEY)")
+    g.add_argument("--llm-timeout", type=float, default=60.0, help="seconds to wait for an answer (default: 60)")
+    g.add_argument("--llm-cache", default=None, metavar="DIR", help="answer cache folder (default: ~/.cache/ovss/llm)")
+
+
+def no_verb(parser: argparse.ArgumentParser) -> int:
+    """A command group called without a verb: show its help."""
+    parser.print_help()
+    return 2

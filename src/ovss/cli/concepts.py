@@ -9,7 +9,7 @@ import argparse
 import os
 
 from ..errors import OvssError
-from .common import add_model_args, load_model_from_args
+from .common import add_llm_args, add_model_args, load_model_from_args
 
 
 def add_parser(sub) -> None:
@@ -59,12 +59,7 @@ def add_concept_args(p: argparse.ArgumentParser, source_flag: str = "--concepts"
     g.add_argument("--delta", type=float, default=DELTA, help=f"drop concepts more similar to the query (default: {DELTA})")
     g.add_argument("--beta", type=float, default=BETA, help=f"several queries: drop concepts more similar to any (default: {BETA})")
     g.add_argument("--abstract", default="auto", help="abstract-concept filter: auto, wordnet, list, llm, none (default: auto)")
-    g.add_argument("--llm-endpoint", default=os.environ.get("OVSS_LLM_ENDPOINT"),
-                   help="OpenAI-compatible API base, e.g. http://localhost:8000/v1 (env OVSS_LLM_ENDPOINT)")
-    g.add_argument("--llm-model", default=os.environ.get("OVSS_LLM_MODEL"), help="model name on that server (env OVSS_LLM_MODEL)")
-    g.add_argument("--llm-api-key", default=None, help="API key if the server needs one (default: env OVSS_LLM_API_KEY)")
-    g.add_argument("--llm-timeout", type=float, default=60.0, help="seconds to wait for an answer (default: 60)")
-    g.add_argument("--llm-cache", default=None, metavar="DIR", help="answer cache folder (default: ~/.cache/ovss/llm)")
+    add_llm_args(g)
 
 
 def llm_from_args(args: argparse.Namespace):

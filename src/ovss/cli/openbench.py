@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..errors import OvssError
-from .common import add_model_args
+from .common import add_model_args, no_verb
 
 VOCAB_HELP = ("training vocabulary: a class file, a dataset folder with classes.txt, a dataset whose class list "
               "ovss ships (e.g. coco_stuff164k), or shapesworld-base")
@@ -23,7 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="OpenBench (seed 002): class similarity to the training vocabulary, an open-benchmark builder, "
                     "and mIoU against the number of inference classes.",
     )
-    parser.set_defaults(func=lambda args: _no_verb(parser))
+    parser.set_defaults(func=lambda args: no_verb(parser))
     verbs = parser.add_subparsers(dest="openbench_verb", metavar="VERB")
 
     st = verbs.add_parser("stats", help="the openness table (seed's Table 1) and similarity histogram (Figure 1a)")
@@ -70,9 +70,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _no_verb(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def _items(text: str, flag: str) -> list[str]:

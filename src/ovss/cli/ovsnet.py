@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from ..errors import OvssError
-from .common import add_model_args
+from .common import add_model_args, no_verb
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -17,7 +17,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="OVSNet (seed 002): a light mask decoder on frozen CLIP features with Gradient-Free Aggregation "
                     "and Proxy Calibration.",
     )
-    parser.set_defaults(func=lambda args: _no_verb(parser))
+    parser.set_defaults(func=lambda args: no_verb(parser))
     verbs = parser.add_subparsers(dest="ovsnet_verb", metavar="VERB")
     a = verbs.add_parser(
         "ablation", help="train baseline, +GFA, +PC and both; print the ablation table",
@@ -47,9 +47,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _no_verb(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def run_ablation_cmd(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import OvssError
+from .common import no_verb
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -17,7 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "world", help="make ShapesWorld datasets (synthetic scenes with exact labels and captions)",
         description="ShapesWorld: a deterministic synthetic world of textured stuff and drawn objects.",
     )
-    parser.set_defaults(func=lambda args: _no_verb(parser))
+    parser.set_defaults(func=lambda args: no_verb(parser))
     verbs = parser.add_subparsers(dest="world_verb", metavar="VERB")
 
     make = verbs.add_parser(
@@ -64,9 +65,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _no_verb(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def parse_size(text: str) -> int | tuple[int, int]:

@@ -6,7 +6,6 @@ reads intermediate layers, and prompt tuning inserts learned tokens at each laye
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..files import atomic_write, write_json
 from .captions import caption_for
-from .classes import CLASSES, OBJECT_COLORS, OBJECTS, STYLES
+from .classes import OBJECT_COLORS, OBJECTS, STYLES
 from .scene import make_object_image, make_scene
 
 MODEL_NAME = "ovss-tiny"
