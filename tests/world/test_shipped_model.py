@@ -1,6 +1,4 @@
 """The embedded ovss-tiny model: it loads by default and knows ShapesWorld."""
-import numpy as np
-import torch
 
 from ovss.model import DEFAULT_MODEL, load_model
 from ovss.world.quality import zero_shot_accuracy
