@@ -32,6 +32,10 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", default=None,
                    help="inference protocol (default: shapesworld for the embedded model on shapesworld, else naclip)")
     p.add_argument("--methods", default="none", help="adaptation methods, comma-separated (default: none)")
+    p.add_argument("--metric", default="miou", choices=("miou", "iou-single"),
+                   help="miou: the corruption x method grid; iou-single: open-world queries on clean images (default: miou)")
+    p.add_argument("--concepts", default="background,cooc,oracle",
+                   help="with --metric iou-single: concept sources, comma-separated (background, cooc, llm, oracle, FILE)")
     p.add_argument("--seeds", default="0", help="seeds, comma-separated; several give mean ± std (default: 0)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images of each dataset")
     p.add_argument("--workers", type=int, default=2, help="data-loading worker processes (default: 2; 0 = in the main process)")
@@ -84,6 +88,16 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..model import load_model
+
+    if args.metric == "iou-single":
+        from ..evaluation.single import run_iou_single
+
+        torch.manual_seed(0)
+        model = load_model(args.model, args.pretrained, device=args.device)
+        text = run_iou_single(model, datasets, args.out, _split(args.concepts, "--concepts"), head=args.head,
+                              preset=args.preset, progress=not args.no_progress)
+        print(text, end="")
+        return 0
 
     rank, _, device = setup_distributed(args.device)
     try:
