@@ -20,15 +20,6 @@ FAST = {  # few steps / views keep the suite fast; defaults are checked separate
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids thread hand-offs on a busy machine (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def seg(tiny_random):
     return Segmenter(tiny_random, preset="shapesworld")

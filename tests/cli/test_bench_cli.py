@@ -1,21 +1,12 @@
 import json
 
 import pytest
-import torch
 
 from ovss.cli import main
 from ovss.world import write_dataset
 
 MODEL = ["--model", "ovss-tiny", "--pretrained", "none"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the runs are tiny, and two threads on a busy 2-core machine are ~30x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

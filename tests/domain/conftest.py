@@ -5,26 +5,9 @@ from ovss.domain import SegmentSet
 
 
 @pytest.fixture(scope="session")
-def tiny():
-    """ovss-tiny with seeded random weights, built on one thread (see ``one_thread``)."""
-    from ovss.model import load_model
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        return load_model("ovss-tiny", "none")
-    finally:
-        torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The models here are tiny: extra threads only add overhead, and spin badly on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def tiny(tiny_random):
+    """ovss-tiny with seeded random weights (the suite-wide fixture)."""
+    return tiny_random
 
 
 @pytest.fixture

@@ -21,14 +21,6 @@ from ovss.world import write_dataset
 FAST = dict(preset="shapesworld", workers=0, progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the runs are tiny, and two threads on a busy 2-core machine are ~30x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):

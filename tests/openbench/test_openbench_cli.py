@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import torch
 
 from ovss.cli import main
 from ovss.openbench import irrelevant_names
@@ -10,13 +9,6 @@ from ovss.world import write_dataset
 
 MODEL = ["--model", "ovss-tiny", "--pretrained", "none"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,6 @@ from ovss.ovsnet.train import EncodedSet, ovsnet_loss, resize_labels
 from ovss.text import ClassList
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def features(b=2, h=6, w=6, e=16, seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -2,19 +2,11 @@
 import json
 
 import pytest
-import torch
 
 from ovss.cli import main
 
 MODEL = ["--model", "ovss-tiny", "--pretrained", "none"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_tiny_ablation_run_and_resume(tmp_path, capsys):

@@ -7,14 +7,6 @@ import torch
 from ovss.segment.pamr import local_affinity, pamr
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest and keeps timings stable on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _two_halves(h: int = 48, w: int = 64, edge: int = 29) -> tuple[torch.Tensor, torch.Tensor]:
     """A red left part and a blue right part (columns < edge are red), and its label map."""
