@@ -65,3 +65,16 @@ def test_user_errors(tiny, tiny_segments):
         train_prompts(tiny, get_method("coop"), tiny_segments, ["sky", "tree"], cfg=_cfg(), progress=False)
     with pytest.raises(OvssError, match="--epochs must be at least 1"):
         TrainConfig(epochs=0).check()
+
+
+def test_proxy_calibration_joins_the_loss(tiny, tiny_segments):
+    quiet = {"progress": False, "log": lambda s: None}
+    args = (tiny, get_method("opendas"), tiny_segments, BASE, NEGATIVES)
+    plain, _ = train_prompts(*args, cfg=_cfg(lr=0.05, warmup_epochs=0), **quiet)
+    again, _ = train_prompts(*args, cfg=_cfg(lr=0.05, warmup_epochs=0, proxy_weight=0.0), **quiet)
+    calibrated, state = train_prompts(*args, cfg=_cfg(lr=0.05, warmup_epochs=0, proxy_weight=1.0), **quiet)
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), again.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), calibrated.parameters()))
+    assert all(torch.isfinite(p).all() for p in calibrated.parameters()) and state["done"]
+    with pytest.raises(OvssError, match="--proxy-weight must not be negative"):
+        TrainConfig(proxy_weight=-1).check()

@@ -40,6 +40,18 @@ def test_classcount(world, tmp_path, capsys):
     assert (tmp_path / "classcount.png").is_file() and "| 3 | 22 |" in capsys.readouterr().out
 
 
+def test_bench_extra_classes_is_the_same_curve(world, tmp_path, capsys):
+    common = ["--dataset", "shapesworld", "--data-root", str(world), "--extra-classes", "0,3", "--limit", "2",
+              "--preset", "shapesworld", "--no-progress", *MODEL]
+    assert main(["openbench", "classcount", *common, "--out", str(tmp_path / "a")]) == 0
+    assert main(["bench", *common, "--out", str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / d / "classcount.json").read_text()) for d in "ab")
+    assert a["rows"] == b["rows"] and a["extras"] == b["extras"]
+    capsys.readouterr()
+    assert main(["bench", *common, "--methods", "tent", "--out", str(tmp_path / "c")]) == 2
+    assert "--extra-classes measures mIoU without adaptation" in capsys.readouterr().err
+
+
 def test_irrelevant_names_skip_the_dataset_and_nest():
     names = irrelevant_names([["cat", "kitty"], ["dog"]], ["Cat", "kitty", "bus", "tree", "dog", "lamp"], seed=3)
     assert sorted(names) == ["bus", "lamp", "tree"]

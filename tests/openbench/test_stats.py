@@ -24,7 +24,14 @@ def test_stats_by_hand(stub_similarity):
     assert s.similarities == {"cat": 1.0, "lion": 0.8, "truck": 0.3, "zebra": 0.4}
     assert not s.semantic_duplication and not s.fine_granularity
     table = stats_table([s])
-    assert "| hand | 4 | - | 0.6250 | 0.6000 | 0.3000 | 1.0000 | × (0 %) | × |" in table
+    assert "| hand | 4 | - | 0.6250 | 0.6000 | 0.3000 | 1.0000 | × (0 %) | × | 0 |" in table
+
+
+def test_unknown_words_are_counted(stub_similarity):
+    stub_similarity.unknown_words = lambda words: [w for w in words if w == "zebra"]
+    s = openness_stats(DatasetEntry("hand", [["cat"], ["zebra"]]), TRAIN, stub_similarity, Hierarchy(None))
+    assert s.unknown == ["zebra"] and s.as_dict()["unknown_to_model"] == ["zebra"]
+    assert stats_table([s]).splitlines()[-1].endswith("| 1 |")
 
 
 def test_duplication_and_fine_granularity_columns(stub_similarity):

@@ -24,12 +24,31 @@ def test_tiny_ablation_run_and_resume(tmp_path, capsys):
     assert capsys.readouterr().out == printed
 
 
+def test_datasets_given_by_name_and_root(tmp_path, capsys):
+    from ovss.world import write_dataset
+
+    train = write_dataset(tmp_path / "tr", n=3, seed=5, split="train", size=112, progress=False)
+    val = write_dataset(tmp_path / "va", n=2, seed=6, split="val", size=112, progress=False)
+    args = ["ovsnet", "ablation", "--train-data", f"shapesworld={train}", "--val-data", f"shapesworld={val}",
+            "--open-data", f"shapesworld={val}", "--out", str(tmp_path / "run"), "--variants", "baseline",
+            "--steps", "1", "--batch-size", "2", "--queries", "4", "--no-progress", *MODEL]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "run" / "baseline.json").read_text())
+    assert result["settings"]["data"]["train"] == f"shapesworld:{train}:train"
+    assert result["metrics"]["open"]["mIoU"] == result["metrics"]["val"]["mIoU"]  # the same set twice
+    capsys.readouterr()
+    assert main(args[:5] + args[7:]) == 2  # --open-data left out
+    assert "missing --open-data" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra,msg", [
     (["--variants", "baseline,attn"], "unknown variant 'attn'"),
     (["--steps", "0"], "--steps must be at least 1"),
     (["--w", "1.5"], "--w must lie strictly between 0 and 1"),
     (["--queries", "100"], "GFA may not converge with 100 queries"),
     (["--gamma", "0"], "--gamma must be positive"),
+    (["--train-data", "ade20k", "--val-data", "x=y", "--open-data", "x=y"], "--train-data must be NAME=ROOT"),
+    (["--train-data", "voc99=r", "--val-data", "x=y", "--open-data", "x=y"], "unknown dataset 'voc99'"),
 ])
 def test_errors_are_one_line(tmp_path, capsys, extra, msg):
     args = ["ovsnet", "ablation", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r"), *extra, *MODEL]

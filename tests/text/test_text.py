@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -89,3 +91,11 @@ class TestTextEncoder:
             x = t.ln_final(x)
             x = x[torch.arange(1), tokens.argmax(dim=-1)] @ t.text_projection
         assert torch.allclose(out.detach(), x, atol=1e-5)
+
+    def test_unknown_words_are_those_with_a_blank_token_row(self, tiny_random):
+        model = copy.deepcopy(tiny_random)
+        assert TextEncoder(model).unknown_words(["boat", "red sofa"]) == []  # random rows: nothing blank
+        sofa = model.tokenizer(["sofa"])[0, 1].item()  # the single token between start and end
+        with torch.no_grad():
+            model.clip.token_embedding.weight[sofa] = 0
+        assert TextEncoder(model).unknown_words(["boat", "red sofa", "sofa", "a photo of a boat"]) == ["red sofa", "sofa"]

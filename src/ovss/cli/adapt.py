@@ -33,6 +33,8 @@ def add_parser(sub) -> None:
     t.add_argument("--batch-size", type=int, default=16, help="segments per step (default: 16)")
     t.add_argument("--lr", type=float, default=0.0025, help="SGD learning rate after the warm-up epoch (default: 0.0025)")
     t.add_argument("--lambda", dest="triplet_weight", type=float, default=5.0, help="triplet loss weight, ramped up from 0 (default: 5)")
+    t.add_argument("--proxy-weight", type=float, default=0.0,
+                   help="weight of OVSNet's Proxy Calibration loss in both stages (default: 0, off)")
     t.add_argument("--margin", type=float, default=1.5, help="triplet margin (default: 1.5)")
     t.add_argument("--visual-k", type=int, default=None, help="visual prompts per layer (default: the method's)")
     t.add_argument("--text-k", type=int, default=None, help="text prompts per layer (default: the method's)")
@@ -195,7 +197,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     method = get_method(args.method).with_shape(args.visual_k, args.visual_depth, args.text_k, args.text_depth)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, triplet_weight=args.triplet_weight,
-                      margin=args.margin, seed=args.seed, checkpoint_every=args.checkpoint_every).check()
+                      margin=args.margin, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                      proxy_weight=args.proxy_weight).check()
     _check_limit(args)
     base = _base_classes(args)
     out = Path(args.out)

@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
                    help="miou: the corruption x method grid; iou-single: open-world queries on clean images (default: miou)")
     p.add_argument("--concepts", default="background,cooc,oracle",
                    help="with --metric iou-single: concept sources, comma-separated (background, cooc, llm, oracle, FILE)")
+    p.add_argument("--extra-classes", default=None, metavar="N[,N...]",
+                   help="class-count analysis instead of the grid: mIoU on clean images with N irrelevant class names "
+                        "added at inference, plotted against N (as `ovss openbench classcount`; one dataset)")
     p.add_argument("--seeds", default="0", help="seeds, comma-separated; several give mean ± std (default: 0)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images of each dataset")
     p.add_argument("--workers", type=int, default=2, help="data-loading worker processes (default: 2; 0 = in the main process)")
@@ -83,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         raise OvssError(f"--limit must be a positive number of images, got {args.limit}")
     if args.workers < 0:
         raise OvssError(f"--workers must be 0 or more, got {args.workers}")
+    if args.extra_classes is not None:
+        return _class_count(args, names, roots, seeds)
     datasets = [open_dataset(n, r, args.split, args.limit) for n, r in zip(names, roots)]
 
     import torch
@@ -116,3 +121,17 @@ def run(args: argparse.Namespace) -> int:
     finally:
         teardown_distributed()
     return 0
+
+
+def _class_count(args: argparse.Namespace, names: list[str], roots: list[str], seeds: list[int]) -> int:
+    """``--extra-classes``: the class-count curve of ``ovss openbench classcount`` on one dataset."""
+    from .openbench import run_classcount
+
+    if len(names) != 1:
+        raise OvssError("--extra-classes analyses one dataset at a time; give a single --dataset")
+    if args.metric != "miou" or args.methods != "none":
+        raise OvssError("--extra-classes measures mIoU without adaptation; drop --metric/--methods")
+    options = argparse.Namespace(**vars(args))
+    options.dataset, options.data_root = names[0], roots[0]
+    options.seed, options.pool, options.max_similarity = seeds[0], None, None
+    return run_classcount(options)

@@ -103,11 +103,18 @@ def run_stats(args: argparse.Namespace) -> int:
     rows = [openness_stats(e, train, similarity, hierarchy) for e in entries]
     table = stats_table(rows)
     note = f"\nTraining vocabulary: {train_label} ({len(train)} classes); is-a relations: {hierarchy.source}.\n"
+    unknown_train = similarity.unknown_words([t[0] for t in train])
+    unread = sum(len(r.unknown) for r in rows) + len(unknown_train)
+    if unread:
+        note += (f"Warning: {unread} class names ({len(unknown_train)} in the training vocabulary) hold words this "
+                 "model never learned, so their similarities are meaningless; measure with a real CLIP "
+                 "(--model ViT-B-16 --pretrained FILE).\n")
     print(table + note, end="")
     if args.out:
         out = Path(args.out)
         write_text(out / "openness.md", table + note)
         write_json(out / "openness.json", {"train_vocab": train_label, "train_classes": len(train),
+                                           "train_unknown_to_model": unknown_train,
                                            "hierarchy": hierarchy.source, "rows": [r.as_dict() for r in rows]})
         plot_histogram(rows, out / "openness_hist.png", train_label)
         print(f"results in {out} (openness.md, openness.json, openness_hist.png)", file=sys.stderr)

@@ -1,6 +1,7 @@
 """``ovss ovsnet ablation``: train OVSNet's four variants on ShapesWorld and print the seed's Table 3.
 
     ovss ovsnet ablation --data DIR --out RUN [--steps 600] [--train-n 300] [--val-n 100] [--variants ...]
+    ovss ovsnet ablation --train-data coco_stuff164k=R1 --val-data ade20k=R2 --open-data shapesworld=R3 --out RUN
 """
 from __future__ import annotations
 
@@ -25,7 +26,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "train each variant on the base classes, evaluate on val and on the open split. Writes "
                     "RUN/{variant}.json, RUN/{variant}.safetensors and RUN/ablation.md; a rerun skips finished variants.",
     )
-    a.add_argument("--data", required=True, help="folder for the ShapesWorld data (made when missing)")
+    a.add_argument("--data", help="folder for the ShapesWorld data (made when missing)")
+    a.add_argument("--train-data", metavar="NAME=ROOT", help="real data instead of ShapesWorld: the training set "
+                   "(e.g. coco_stuff164k=data/coco_stuff; its train split, all its classes seen)")
+    a.add_argument("--val-data", metavar="NAME=ROOT", help="with --train-data: a set close to training (e.g. ade20k=...)")
+    a.add_argument("--open-data", metavar="NAME=ROOT",
+                   help="with --train-data: an open set, e.g. an `ovss openbench build` output (shapesworld=DIR)")
+    a.add_argument("--limit", type=int, default=None,
+                   help="with --train-data: use the first N images of each set (features are cached in memory)")
     a.add_argument("--out", required=True, metavar="RUN", help="run folder for the results")
     a.add_argument("--variants", default="baseline,gfa,pc,both", help="comma-separated (default: all four)")
     a.add_argument("--train-n", type=int, default=300, help="training scenes (default: 300)")
@@ -47,6 +55,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+
+
+def _real_data(args: argparse.Namespace) -> dict | None:
+    """The three datasets of --train-data/--val-data/--open-data, opened (and checked) before the model loads."""
+    from ..evaluation.runner import open_dataset
+
+    given = {k: getattr(args, f"{k}_data") for k in ("train", "val", "open")}
+    if not any(given.values()):
+        if not args.data:
+            raise OvssError("give --data DIR (ShapesWorld, made when missing) or --train-data, --val-data and --open-data")
+        return None
+    if args.limit is not None and args.limit < 1:
+        raise OvssError(f"--limit must be a positive number of images, got {args.limit}")
+    missing = [f"--{k}-data" for k, v in given.items() if not v]
+    if missing:
+        raise OvssError(f"real data needs all three of --train-data, --val-data and --open-data; missing {', '.join(missing)}")
+    sets = {}
+    for k, spec in given.items():
+        name, sep, root = spec.partition("=")
+        if not sep or not name.strip() or not root.strip():
+            raise OvssError(f"--{k}-data must be NAME=ROOT (e.g. ade20k=data/ade), got {spec!r}")
+        sets[k] = open_dataset(name.strip().lower(), root.strip(), "train" if k == "train" else "val", args.limit)
+    return sets
 
 
 def run_ablation_cmd(args: argparse.Namespace) -> int:
@@ -75,13 +106,17 @@ def run_ablation_cmd(args: argparse.Namespace) -> int:
         raise OvssError(f"GFA may not converge with {cfg.queries} queries at w={cfg.w} (w^2 lam N = "
                         f"{convergence_bound(cfg.queries, cfg.w, cfg.lam):.2f} >= 1); lower --w or --queries")
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    real = _real_data(args)
 
     torch.manual_seed(0)  # random weights (--pretrained none) are the same in every run
     model = load_model(args.model, args.pretrained, device=args.device)
     seg = Segmenter(model, preset=args.preset or ("shapesworld" if model.name == "ovss-tiny" else "naclip"))
     progress = not args.no_progress
-    data = prepare_data(args.data, args.train_n, args.val_n, args.data_seed, args.sigma1, args.sigma2,
-                        ClipTextSimilarity.from_segmenter(seg), progress)
+    if real:
+        data = real
+    else:
+        data = prepare_data(args.data, args.train_n, args.val_n, args.data_seed, args.sigma1, args.sigma2,
+                            ClipTextSimilarity.from_segmenter(seg), progress)
     results = run_ablation(seg, data, args.out, variants, cfg, settings, args.device, progress)
     from ..ovsnet import ablation_table
 

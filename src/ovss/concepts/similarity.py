@@ -36,6 +36,10 @@ class ClipTextSimilarity:
             self._cache.update(zip(missing, emb))
         return torch.stack([self._cache[w] for w in words]) if words else torch.zeros(0, 1)
 
+    def unknown_words(self, words: Sequence[str]) -> list[str]:
+        """Words the text encoder has no embedding for (see ``TextEncoder.unknown_words``)."""
+        return self.text.unknown_words(list(words))
+
     def __call__(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
         if not a or not b:
             return np.zeros((len(a), len(b)))

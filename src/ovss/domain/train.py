@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from ..errors import OvssError
 from ..files import atomic_write
 from .evaluate import base_indices, encode_segments
+from ..ovsnet.proxy import proxy_loss
 from .losses import MARGIN, hardest_negatives, ramp, triplet_loss
 from .methods import Method, Stage
 from .prompts import PromptLearner
@@ -47,6 +49,8 @@ class TrainConfig:
     margin: float = MARGIN
     seed: int = 0
     checkpoint_every: int = 50  # steps; a checkpoint is also written after every epoch
+    proxy_weight: float = 0.0  # OVSNet's Proxy Calibration (seed 002) added to both stages; 0: off
+    proxy_gamma: float = 2.0  # its Beta(gamma, gamma)
 
     def check(self) -> "TrainConfig":
         for name in ("epochs", "batch_size", "checkpoint_every"):
@@ -54,6 +58,8 @@ class TrainConfig:
                 raise OvssError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.warmup_lr < 0 or self.triplet_weight < 0 or self.margin < 0:
             raise OvssError("--lr must be positive; --warmup-lr, --lambda and --margin must not be negative")
+        if self.proxy_weight < 0 or self.proxy_gamma <= 0:
+            raise OvssError("--proxy-weight must not be negative and --proxy-gamma must be positive")
         return self
 
 
@@ -237,6 +243,11 @@ def _run_stage(learner: PromptLearner, stage: Stage, s: int, n_stages: int, trai
             neg = hardest_negatives(img.detach(), txt.detach(), y)
             trip = triplet_loss(img, txt[y], txt[neg], cfg.margin)
             loss = ce + lam * trip
+        if cfg.proxy_weight:
+            # mixed segment embeddings supervised by the same mix of their classes' texts; the draws
+            # depend on (seed, stage, step) only, so a resumed run makes the same ones
+            rng = np.random.default_rng([cfg.seed, s, step])
+            loss = loss + cfg.proxy_weight * proxy_loss(img, txt[y], y.cpu(), cfg.proxy_gamma, rng)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

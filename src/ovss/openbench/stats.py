@@ -117,6 +117,7 @@ class OpennessStats:
     fine_pairs: list[tuple[str, str]] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     similarities: dict[str, float] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)  # class names holding words the model never learned
 
     @property
     def fine_granularity(self) -> bool:
@@ -133,7 +134,7 @@ class OpennessStats:
             "fine_granularity": self.fine_granularity, "fine_share": self.fine_share,
             "fine_pairs": [list(p) for p in self.fine_pairs],
             "semantic_duplication": self.semantic_duplication, "duplicates": [list(p) for p in self.duplicates],
-            "similarities": self.similarities,
+            "similarities": self.similarities, "unknown_to_model": self.unknown,
         }
 
 
@@ -145,26 +146,32 @@ def openness_stats(entry: DatasetEntry, train_vocab: Classes, similarity: TextSi
     sims = max_similarity(classes, train_vocab, similarity)
     hierarchy = hierarchy or Hierarchy(None)
     fine = fine_grained(classes, train_vocab, hierarchy)
+    unknown_words = getattr(similarity, "unknown_words", None)
+    unknown = unknown_words([c[0] for c in classes]) if unknown_words is not None else []
     return OpennessStats(
         dataset=entry.label, classes=len(classes), images=len(entry.dataset) if entry.dataset is not None else None,
         mean=float(sims.mean()), median=float(np.median(sims)), min=float(sims.min()), max=float(sims.max()),
         fine_share=len(fine) / len(classes), fine_pairs=fine, duplicates=semantic_duplicates(classes, hierarchy),
-        similarities={c[0]: float(s) for c, s in zip(classes, sims)},
+        similarities={c[0]: float(s) for c, s in zip(classes, sims)}, unknown=unknown,
     )
 
 
 def stats_table(rows: Sequence[OpennessStats]) -> str:
-    """The seed's Table 1 as markdown (✓ / ×, with the fine-grained share and the duplicate count)."""
+    """The seed's Table 1 as markdown (✓ / ×, with the fine-grained share and the duplicate count).
+
+    A last column counts the classes whose names the model cannot read (see ``unknown_words``).
+    """
     lines = [
-        "| Dataset | Cls Num. | Img Num. | Mean Sim. | Median Sim. | Min Sim. | Max Sim. | Fine Granularity | Semantic Duplication |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| Dataset | Cls Num. | Img Num. | Mean Sim. | Median Sim. | Min Sim. | Max Sim. | Fine Granularity | "
+        "Semantic Duplication | Unknown to Model |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |",
     ]
     for r in rows:
         images = "-" if r.images is None else str(r.images)
         fine = f"{'✓' if r.fine_granularity else '×'} ({100 * r.fine_share:.0f} %)"
         dup = f"✓ ({len(r.duplicates)} pairs)" if r.semantic_duplication else "×"
         lines.append(f"| {r.dataset} | {r.classes} | {images} | {r.mean:.4f} | {r.median:.4f} | {r.min:.4f} | "
-                     f"{r.max:.4f} | {fine} | {dup} |")
+                     f"{r.max:.4f} | {fine} | {dup} | {len(r.unknown)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -101,20 +101,37 @@ def time_gfa_op(cfg: OVSNetConfig, embed_dim: int, calls: int = 200) -> float:
     return (time.perf_counter() - t0) / calls
 
 
-def run_ablation(segmenter, data: dict[str, Path], out: str | Path, variants=tuple(VARIANTS), config: OVSNetConfig = OVSNetConfig(),
-                 settings: TrainSettings = TrainSettings(), device: str = "cpu", progress: bool = True) -> dict:
-    """Train and evaluate each variant (a finished one with the same settings is read back); returns the results."""
+def _describe(ds: SegDataset) -> str:
+    return f"{ds.spec.name}:{ds.root}:{ds.split}"
+
+
+def run_ablation(segmenter, data: dict[str, Path | SegDataset], out: str | Path, variants=tuple(VARIANTS),
+                 config: OVSNetConfig = OVSNetConfig(), settings: TrainSettings = TrainSettings(), device: str = "cpu",
+                 progress: bool = True, seen: list[str] | None = None) -> dict:
+    """Train and evaluate each variant (a finished one with the same settings is read back); returns the results.
+
+    ``data``: "train", "val" (close to training) and "open" (an open split), each a ShapesWorld
+    folder from ``prepare_data`` or any ``SegDataset`` (a real training set, ADE20K, an OpenBench
+    build). ``seen``: the training classes the decoder learns; default: ShapesWorld's base classes
+    for ShapesWorld training data, else every class of the training set.
+    """
     from safetensors.torch import save_file
 
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise OvssError(f"unknown variant '{unknown[0]}'; choose from: {', '.join(VARIANTS)}")
     out = Path(out)
-    sets = {k: SegDataset("shapesworld", data[k], k if k != "open" else "val") for k in ("train", "val", "open")}
+    sets = {k: data[k] if isinstance(data[k], SegDataset) else SegDataset("shapesworld", data[k], k if k != "open" else "val")
+            for k in ("train", "val", "open")}
     world_classes = ClassList(tuple(tuple(c) for c in sets["train"].classes))
-    from ..world import BASE_CLASSES
+    if seen is None and sets["train"].spec.name == "shapesworld":
+        from ..world import BASE_CLASSES
 
-    base = [i for i, c in enumerate(world_classes.synonyms) if c[0] in BASE_CLASSES]
+        seen = list(BASE_CLASSES)
+    seen_set = {n.lower() for n in seen} if seen is not None else None
+    base = [i for i, c in enumerate(world_classes.synonyms) if seen_set is None or c[0].lower() in seen_set]
+    if not base:
+        raise OvssError("none of the seen classes is a class of the training set; check the class names")
     train_classes = ClassList(tuple(world_classes.synonyms[i] for i in base))
     label_map = np.full(256, IGNORE_INDEX, dtype=np.uint8)
     label_map[base] = np.arange(len(base))
@@ -127,7 +144,7 @@ def run_ablation(segmenter, data: dict[str, Path], out: str | Path, variants=tup
     results: dict[str, dict] = {}
     for name in variants:
         cfg = OVSNetConfig(**{**config.as_dict(), **VARIANTS[name]})
-        wanted = {"config": cfg.as_dict(), "train": vars(settings), "data": {k: str(v) for k, v in data.items()},
+        wanted = {"config": cfg.as_dict(), "train": vars(settings), "data": {k: _describe(v) for k, v in sets.items()},
                   "model": segmenter.model.describe(), "preset": segmenter.preset.name}
         path = out / f"{name}.json"
         if path.is_file():

@@ -32,6 +32,25 @@ class TextEncoder:
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         return self.model.tokenizer(list(texts))
 
+    @torch.no_grad()
+    def unknown_words(self, words: Sequence[str]) -> list[str]:
+        """The words holding a token whose embedding is all zeros: tokens the model never learned.
+
+        Real CLIPs have none; ovss-tiny ships only the rows ShapesWorld's captions use, so any other
+        word embeds like padding and every similarity computed from it is meaningless.
+        """
+        t = self.tower
+        if not hasattr(t, "token_embedding") or not words:
+            return []
+        emb = t.token_embedding.weight
+        blank = (emb == 0).all(dim=1)
+        if not bool(blank.any()):
+            return []
+        tokens = self.tokenize(words).to(emb.device)
+        # position 0 is the start token; after the end token come zeros (padding)
+        ends = tokens.argmax(dim=1)
+        return [w for w, row, end in zip(words, tokens, ends.tolist()) if bool(blank[row[1:end]].any())]
+
     def encode_tokens(
         self,
         tokens: torch.Tensor,
