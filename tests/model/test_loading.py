@@ -24,6 +24,19 @@ class TestLoadModel:
         with pytest.raises(OvssError, match="unknown pretrained tag 'nope'.*openai"):
             load_model("ViT-B-16", "nope")
 
+    def test_embedded_tags_load_and_pick_the_shapesworld_protocol(self, tiny_random):
+        from ovss.evaluation.runner import default_preset
+        from ovss.model import is_embedded
+
+        levels = load_model(pretrained="shapesworld-levels")
+        assert (levels.name, levels.pretrained) == ("ovss-tiny", "shapesworld-levels") and is_embedded(levels)
+        assert default_preset(levels, "shapesworld") == "shapesworld" and default_preset(levels, "voc21") == "naclip"
+        assert not is_embedded(tiny_random) and default_preset(tiny_random, "shapesworld") == "naclip"
+        default = load_model()
+        # two trainings of the same architecture: same shapes, other weights
+        a, b = default.clip.state_dict(), levels.clip.state_dict()
+        assert a.keys() == b.keys() and not torch.equal(a["visual.proj"], b["visual.proj"])
+
     def test_missing_checkpoint_file(self, tmp_path):
         with pytest.raises(OvssError, match="checkpoint not found"):
             load_model("ovss-tiny", str(tmp_path / "missing.safetensors"))

@@ -13,12 +13,12 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..dense import HEADS
     from ..model import DEFAULT_MODEL, list_pretrained
-    from ..model.loading import _open_clip
+    from ..model.loading import EMBEDDED_WEIGHTS, _open_clip
     from ..segment.presets import PRESETS
 
     print("models with weights (model  tag):")
     for name, tag in list_pretrained():
-        mark = "  (default, embedded)" if (name, tag) == DEFAULT_MODEL else ""
+        mark = "  (default, embedded)" if (name, tag) == DEFAULT_MODEL else "  (embedded)" if tag in EMBEDDED_WEIGHTS.get(name, {}) else ""
         print(f"  {name:32s} {tag}{mark}")
     print("  any model with a local checkpoint: --model NAME --pretrained PATH (OpenAI .pt, open_clip .bin, .safetensors)")
     if args.all:

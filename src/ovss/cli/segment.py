@@ -55,9 +55,9 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def default_preset(model) -> str:
-    from ..model import DEFAULT_MODEL
+    from ..model import is_embedded
 
-    return "shapesworld" if (model.name, model.pretrained) == DEFAULT_MODEL else "naclip"
+    return "shapesworld" if is_embedded(model) else "naclip"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -48,6 +48,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, help="data-loading worker processes")
     train.add_argument("--regions", type=int, help="captioned sub-windows per scene image")
     train.add_argument("--style-share", type=float, help="share of night/sketch training scenes")
+    train.add_argument("--level-weight", type=float,
+                       help="weight of the region term on the intermediate blocks MLMP fuses (0: off)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     train.set_defaults(func=run_train)
@@ -93,7 +95,8 @@ def run_train(args: argparse.Namespace) -> int:
     # torch is imported only here, so other commands start fast.
     from ..world.train import TrainConfig, train_tiny_clip
 
-    options = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed", "workers", "regions", "style_share")}
+    options = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed", "workers", "regions", "style_share",
+                                            "level_weight")}
     options = {k: v for k, v in options.items() if v is not None}
     for k in ("steps", "batch_size"):
         if k in options and options[k] < 1:

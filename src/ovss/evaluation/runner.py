@@ -108,10 +108,10 @@ def open_dataset(name: str, root: str | os.PathLike, split: str = "val", limit: 
 
 
 def default_preset(model, dataset: str) -> str:
-    """The embedded model's own protocol on its own world; the NACLIP protocol everywhere else."""
-    from ..model import DEFAULT_MODEL
+    """The embedded models' own protocol on their own world; the NACLIP protocol everywhere else."""
+    from ..model import is_embedded
 
-    return "shapesworld" if (model.name, model.pretrained) == DEFAULT_MODEL and dataset == "shapesworld" else "naclip"
+    return "shapesworld" if is_embedded(model) and dataset == "shapesworld" else "naclip"
 
 
 # ----------------------------------------------------------------------------- distributed

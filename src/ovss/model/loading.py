@@ -27,9 +27,16 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 # The table of weights that ship inside the package: model name -> {tag: file in WEIGHTS_DIR}.
 EMBEDDED_WEIGHTS: dict[str, dict[str, str]] = {
-    "ovss-tiny": {"shapesworld": "ovss-tiny-shapesworld.safetensors"},
+    # the default; and the same recipe with intermediate blocks aligned to text too (for MLMP), see the model card
+    "ovss-tiny": {"shapesworld": "ovss-tiny-shapesworld.safetensors",
+                  "shapesworld-levels": "ovss-tiny-shapesworld-levels.safetensors"},
 }
 DEFAULT_MODEL = ("ovss-tiny", "shapesworld")
+
+
+def is_embedded(model) -> bool:
+    """Whether ``model`` (a ClipModel) holds weights shipped with ovss (trained on ShapesWorld)."""
+    return model.pretrained in EMBEDDED_WEIGHTS.get(model.name, {})
 RANDOM_TAGS = ("none", "random", "")
 
 # Compact storage of the embedded model: token-embedding rows of tokens never seen in training

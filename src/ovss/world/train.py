@@ -3,7 +3,8 @@
 Each training image is a random 112 x 112 window of a scene rendered at a random size (so objects
 appear at many scales), captioned with the classes the window shows, either in ShapesWorld's own
 sentence forms or in a CLIP prompt template; a share of single-object images teaches names alone.
-Nothing but the contrastive image-text loss is used: the model is a CLIP, trained like one.
+Nothing but contrastive image-text losses are used: the model is a CLIP, trained like one, with
+captioned regions pooled from the dense features that the training-free heads and MLMP read.
 """
 from __future__ import annotations
 
@@ -42,6 +43,11 @@ class TrainConfig:
     object_crop_share: float = 0.4  # scene windows placed on an object, so objects fill more of them
     regions: int = 2  # captioned sub-windows per scene image, embedded by pooling their patch tokens
     style_share: float = 0.0  # training scenes rendered in the non-default styles (0: default only)
+    # Regions can also be pooled from the attention outputs of the intermediate blocks that MLMP
+    # fuses (the last `level_fraction` of the blocks, the last one excluded), in a second contrastive
+    # term of weight `level_weight`: 0 (off) for the default weights, 0.5 for "shapesworld-levels".
+    level_fraction: float = 0.75
+    level_weight: float = 0.0
     workers: int = 1
     bf16: bool = True
 
@@ -122,7 +128,21 @@ class PairStream(torch.utils.data.IterableDataset):
         return boxes, captions
 
 
-def _encode_with_regions(model, x: torch.Tensor, boxes: torch.Tensor, region_captions) -> tuple:
+def _pool_regions(patches: torch.Tensor, boxes: torch.Tensor, region_captions) -> tuple[list[torch.Tensor], list[str]]:
+    """Mean of ``patches`` (B x h x w x E) over each captioned box, with the box's caption."""
+    embeddings, texts = [], []
+    for b in range(patches.shape[0]):
+        for r in range(boxes.shape[1]):
+            y0, x0, y1, x1 = boxes[b, r].tolist()
+            if y0 < 0:
+                continue
+            embeddings.append(patches[b, y0:y1, x0:x1].mean(dim=(0, 1)))
+            texts.append(region_captions[r][b])
+    return embeddings, texts
+
+
+def _encode_with_regions(model, x: torch.Tensor, boxes: torch.Tensor, region_captions,
+                         levels: list[int] = ()) -> tuple:
     """Image embeddings plus embeddings of captioned sub-windows pooled from patch features.
 
     The image embedding is open_clip's (average pooling: the mean of the projected final patch
@@ -130,36 +150,46 @@ def _encode_with_regions(model, x: torch.Tensor, boxes: torch.Tensor, region_cap
     final tokens and (b) the last block's value path (v, out_proj), both through ln_post and proj.
     (b) stands in for what large CLIPs learn on their own and what the training-free heads
     (MaskCLIP, SCLIP, ClearCLIP, NACLIP) rely on: a value path whose patch features are aligned
-    with text. Returns (image embeddings, region embeddings, the captions of the regions).
+    with text. ``levels``: intermediate blocks whose attention output (ln_1, q.k attention,
+    out_proj; what MLMP reads) is pooled the same way, once per block.
+    Returns (image embeddings, region embeddings, their captions, level embeddings, their captions).
     """
     visual = model.visual
     blocks = visual.transformer.resblocks
+    grid = visual.grid_size
     tokens = visual._embeds(x)
-    for block in blocks[:-1]:
-        tokens = block(tokens)
+
+    def dense(t: torch.Tensor) -> torch.Tensor:
+        return (visual.ln_post(t[:, 1:]) @ visual.proj).reshape(x.shape[0], grid[0], grid[1], -1)
+
+    level_emb, level_texts = [], []
+    for i, block in enumerate(blocks[:-1]):
+        if i in levels:
+            a = block.ls_1(block.attention(q_x=block.ln_1(tokens)))
+            emb, texts = _pool_regions(dense(a), boxes, region_captions)
+            level_emb += emb
+            level_texts += texts
+            tokens = tokens + a
+            tokens = tokens + block.ls_2(block.mlp(block.ln_2(tokens)))
+        else:
+            tokens = block(tokens)
     last = blocks[-1]
     final = last(tokens)
     attn = last.attn
     width = tokens.shape[-1]
     value = F.linear(last.ln_1(tokens), attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
     value = attn.out_proj(value)
-    grid = visual.grid_size
-    final_patches = visual.ln_post(final[:, 1:]) @ visual.proj
-    value_patches = visual.ln_post(value[:, 1:]) @ visual.proj
-    pooled = final_patches.mean(dim=1)
-    final_patches = final_patches.reshape(x.shape[0], grid[0], grid[1], -1)
-    value_patches = value_patches.reshape(x.shape[0], grid[0], grid[1], -1)
+    final_patches = dense(final)
+    pooled = final_patches.mean(dim=(1, 2))
     region_emb, texts = [], []
-    for b in range(x.shape[0]):
-        for r in range(boxes.shape[1]):
-            y0, x0, y1, x1 = boxes[b, r].tolist()
-            if y0 < 0:
-                continue
-            for patches in (final_patches, value_patches):
-                region_emb.append(patches[b, y0:y1, x0:x1].mean(dim=(0, 1)))
-                texts.append(region_captions[r][b])
-    region = torch.stack(region_emb) if region_emb else pooled.new_zeros(0, pooled.shape[1])
-    return pooled, region, texts
+    for patches in (final_patches, dense(value)):
+        emb, caps = _pool_regions(patches, boxes, region_captions)
+        region_emb += emb
+        texts += caps
+    empty = pooled.new_zeros(0, pooled.shape[1])
+    region = torch.stack(region_emb) if region_emb else empty
+    level = torch.stack(level_emb) if level_emb else empty
+    return pooled, region, texts, level, level_texts
 
 
 def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, caption_index: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -191,6 +221,7 @@ def train_tiny_clip(out: str | Path, cfg: TrainConfig | None = None, progress: b
     from safetensors.torch import save_file
     from tqdm import tqdm
 
+    from ..adaptation.mlmp import fused_layers
     from ..model.loading import _create, _open_clip, compact_state_dict
     from ..text.templates import SEVEN, get_templates
 
@@ -217,6 +248,7 @@ def train_tiny_clip(out: str | Path, cfg: TrainConfig | None = None, progress: b
         t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
+    levels = fused_layers(len(model.visual.transformer.resblocks), cfg.level_fraction)[:-1]
     used_tokens: set[int] = set()
     log = []
     start = time.time()
@@ -230,8 +262,10 @@ def train_tiny_clip(out: str | Path, cfg: TrainConfig | None = None, progress: b
         captions = list(captions)
         batch = len(captions)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            level_emb, level_texts = None, []
             if cfg.regions:
-                img, region_emb, region_texts = _encode_with_regions(model, x, boxes, region_captions)
+                img, region_emb, region_texts, level_emb, level_texts = _encode_with_regions(
+                    model, x, boxes, region_captions, levels if cfg.level_weight else ())
                 img = torch.cat([img, region_emb])
                 captions = captions + region_texts
             else:
@@ -245,6 +279,14 @@ def train_tiny_clip(out: str | Path, cfg: TrainConfig | None = None, progress: b
         position = {c: i for i, c in enumerate(distinct)}
         caption_index = torch.tensor([position[c] for c in captions])
         loss = contrastive_loss(img, txt, caption_index, scale)
+        if level_texts:
+            # level captions are region captions: their text embeddings are computed already
+            level_distinct = list(dict.fromkeys(level_texts))
+            level_txt = txt[torch.tensor([position[c] for c in level_distinct])]
+            level_position = {c: i for i, c in enumerate(level_distinct)}
+            level_index = torch.tensor([level_position[c] for c in level_texts])
+            level_loss = contrastive_loss(F.normalize(level_emb.float(), dim=-1), level_txt, level_index, scale)
+            loss = loss + cfg.level_weight * level_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,0 +1,72 @@
+"""ovss-tiny's training recipe: the contrastive loss, the region and level embeddings, a short run."""
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ovss.model import load_model
+from ovss.world.train import TrainConfig, _encode_with_regions, contrastive_loss, train_tiny_clip
+
+
+class TestContrastiveLoss:
+    def test_two_embeddings_of_one_caption_by_hand(self):
+        img = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+        txt = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        loss = contrastive_loss(img, txt, torch.tensor([0, 1, 0]), torch.tensor(2.0))
+        # logits: rows (2, 0), (0, 2), (2, 0); every image's own caption scores 2
+        i2t = math.log(math.exp(2) + 1) - 2
+        # text->image: caption 0 owns images 0 and 2 (half each), caption 1 owns image 1
+        lse_c0 = math.log(2 * math.exp(2) + 1)  # column 0 over images: 2, 0, 2
+        lse_c1 = math.log(2 + math.exp(2))  # column 1: 0, 2, 0
+        t2i = ((lse_c0 - 2) + (lse_c1 - 2)) / 2
+        assert loss.item() == pytest.approx(0.5 * (i2t + t2i), rel=1e-6)
+
+    def test_gradient_reaches_both_sides(self):
+        img = torch.randn(4, 8, requires_grad=True)
+        txt = torch.randn(3, 8, requires_grad=True)
+        contrastive_loss(F.normalize(img, dim=-1), F.normalize(txt, dim=-1), torch.tensor([0, 1, 2, 2]), torch.tensor(10.0)).backward()
+        assert img.grad.abs().sum() > 0 and txt.grad.abs().sum() > 0
+
+
+class TestRegionEmbeddings:
+    def test_levels_are_pooled_attention_outputs(self, tiny_random):
+        torch.manual_seed(0)
+        clip = tiny_random.clip
+        x = torch.randn(2, 3, 112, 112)
+        boxes = torch.tensor([[[0, 0, 3, 4], [-1, -1, -1, -1]], [[2, 5, 6, 9], [10, 10, 14, 14]]])
+        captions = [["a boat", "sky"], ["", "a car"]]  # captions[r][b], as the DataLoader collates them
+        with torch.no_grad():
+            pooled, region, texts, level, level_texts = _encode_with_regions(clip, x, boxes, captions, levels=[2, 4])
+            assert torch.allclose(pooled, clip.encode_image(x), atol=1e-5)  # open_clip's own embedding
+            # 3 captioned boxes: final + value path each; 2 levels each
+            assert region.shape == (6, 128) and texts == ["a boat", "sky", "a car"] * 2
+            assert level.shape == (6, 128) and level_texts == texts
+            # level 2, box (1, 0) by hand: block 2's attention output, ln_post, proj, mean over the box
+            v = clip.visual
+            t = v._embeds(x)
+            for block in v.transformer.resblocks[:2]:
+                t = block(t)
+            b2 = v.transformer.resblocks[2]
+            a = b2.ls_1(b2.attention(q_x=b2.ln_1(t)))
+            dense = (v.ln_post(a[:, 1:]) @ v.proj).reshape(2, 14, 14, -1)
+            assert torch.allclose(level[1], dense[1, 2:6, 5:9].mean(dim=(0, 1)), atol=1e-5)
+
+    def test_no_levels(self, tiny_random):
+        with torch.no_grad():
+            out = _encode_with_regions(tiny_random.clip, torch.randn(1, 3, 112, 112),
+                                       torch.tensor([[[0, 0, 2, 2]]]), [["sky"]])
+        assert out[3].shape == (0, 128) and out[4] == []
+
+
+class TestTraining:
+    def test_short_run_writes_a_loadable_compact_checkpoint(self, tmp_path):
+        cfg = TrainConfig(steps=2, batch_size=6, warmup=1, workers=0, bf16=False, level_weight=0.5)
+        summary = train_tiny_clip(tmp_path / "t.safetensors", cfg, progress=False)
+        log = json.loads((tmp_path / "t.train.json").read_text())
+        assert summary["config"]["level_weight"] == 0.5 and len(log["log"]) == 2
+        assert all(math.isfinite(r["loss"]) for r in log["log"])
+        model = load_model("ovss-tiny", str(tmp_path / "t.safetensors"))
+        rows = model.clip.token_embedding.weight
+        assert 0 < int((rows.abs().sum(dim=1) > 0).sum()) == summary["tokens_seen"]
