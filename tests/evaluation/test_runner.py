@@ -105,6 +105,22 @@ class TestRunAndResume:
             assert got["metrics"] == want["metrics"]
         assert _json(out / "shapesworld" / "flaky" / "original.seed0.json")["timing"]["resumed_at"] == 2
 
+    def test_seeds_draw_other_corruptions(self, world, tiny_random):
+        from ovss.corruptions import corrupt
+        from ovss.data import SegDataset
+        from ovss.evaluation.runner import ScenarioData, corruption_key
+        from ovss.segment.presets import PRESETS
+
+        ds = SegDataset("shapesworld", world, "val")
+        image, name = ds[0]["image"], ds[0]["name"]
+        assert corruption_key(name, 0) == name  # seed 0 keeps the draws keyed by name alone
+        noisy = [ScenarioData(ds, "gaussian_noise", 5, PRESETS["shapesworld"], [0], seed)[0]["image"] for seed in (0, 1, 2)]
+        assert np.array_equal(noisy[0], corrupt(image, "gaussian_noise", 5, key=name))
+        assert not np.array_equal(noisy[0], noisy[1]) and not np.array_equal(noisy[1], noisy[2])
+        assert np.array_equal(noisy[1], ScenarioData(ds, "gaussian_noise", 5, PRESETS["shapesworld"], [0], 1)[0]["image"])
+        blurred = [ScenarioData(ds, "defocus_blur", 5, PRESETS["shapesworld"], [0], seed)[0]["image"] for seed in (0, 1)]
+        assert np.array_equal(*blurred)  # no randomness in it: every seed sees the same image
+
     def test_seeds_give_one_json_each_and_mean_std(self, world, tiny_random, tmp_path):
         class Noisy(NoAdaptation):
             """Random labels from torch's generator: shows the per-seed (and per-batch) seeding."""

@@ -23,7 +23,7 @@ world))``; for adapting methods it keeps every adaptation batch identical to the
 run, so the summed confusion matrix is the same. Only rank 0 writes result files and shows the
 progress bar.
 
-Determinism: corruptions are keyed by image name; before every batch the random generators
+Determinism: corruptions are keyed by image name (and the seed, for seeds other than 0); before every batch the random generators
 (python, numpy, torch) are seeded from (seed, index of the batch's first image), so a resumed or
 distributed run draws the same numbers as an uninterrupted single-process one.
 """
@@ -194,6 +194,12 @@ def output_size(preset: Preset, h: int, w: int) -> tuple[int, int]:
     return (h, w)
 
 
+def corruption_key(name: str, seed: int) -> str:
+    """The key of an image's corruption draw: its name under seed 0, name and seed otherwise, so that
+    every seed sees other noise, snow or glass-blur draws (as reruns of ImageNet-C do)."""
+    return name if int(seed) == 0 else f"{name}\x00seed{int(seed)}"
+
+
 class ScenarioData(torch.utils.data.Dataset):
     """Items of one scenario: the image under the corruption, the ground truth at the scoring size.
 
@@ -202,9 +208,10 @@ class ScenarioData(torch.utils.data.Dataset):
     keeping the user's one-line message (a worker would wrap it in a multi-line traceback).
     """
 
-    def __init__(self, dataset: SegDataset, corruption: str, severity: int, preset: Preset, indices: Sequence[int]):
+    def __init__(self, dataset: SegDataset, corruption: str, severity: int, preset: Preset, indices: Sequence[int],
+                 seed: int = 0):
         self.dataset, self.corruption, self.severity = dataset, corruption, severity
-        self.preset, self.indices = preset, list(indices)
+        self.preset, self.indices, self.seed = preset, list(indices), int(seed)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -215,7 +222,7 @@ class ScenarioData(torch.utils.data.Dataset):
             item = self.dataset[index]
             image = item["image"]
             if self.corruption != "original":
-                image = corrupt(image, self.corruption, self.severity, key=item["name"])
+                image = corrupt(image, self.corruption, self.severity, key=corruption_key(item["name"], self.seed))
             size = output_size(self.preset, *image.shape[:2])
             return {"index": index, "name": item["name"], "image": image,
                     "label": resize_nearest(item["label"], size), "size": size}
@@ -487,7 +494,7 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
         seconds, model_seconds = float(sc.resume["seconds"]), float(sc.resume["model_seconds"])
     else:
         cm.reset()
-    data = ScenarioData(ds, sc.corruption, severity, seg.preset, mine[start:])
+    data = ScenarioData(ds, sc.corruption, severity, seg.preset, mine[start:], sc.seed)
     loader = torch.utils.data.DataLoader(
         data, batch_size=method.batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
         worker_init_fn=_worker_init if workers else None,
