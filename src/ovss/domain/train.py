@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from ..errors import OvssError
 from ..files import atomic_write
-from .evaluate import base_indices, encode_segments
 from ..ovsnet.proxy import proxy_loss
+from .evaluate import base_indices, encode_segments
 from .losses import MARGIN, hardest_negatives, ramp, triplet_loss
 from .methods import Method, Stage
 from .prompts import PromptLearner
