@@ -54,9 +54,76 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def save_image(path: str | os.PathLike, image: Image.Image) -> Path:
-    """Save a PIL image atomically; the format follows the suffix of ``path``."""
+    """Save a PIL image atomically; the format follows the suffix of ``path``.
+
+    PNGs carry a text chunk ``Software: ovss`` so that a later run can tell its own outputs from
+    a user's files (``written_by_ovss``) and never write over the latter.
+    """
     fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+    if fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text(SOFTWARE_KEY, OVSS_MARK)
+        return atomic_write(path, lambda tmp: image.save(tmp, format=fmt, pnginfo=info))
     return atomic_write(path, lambda tmp: image.save(tmp, format=fmt))
+
+
+# ----------------------------------------------------------------------------- ownership of outputs
+
+SOFTWARE_KEY = "Software"
+OVSS_MARK = "ovss"
+JSON_MARK_KEY = "written_by"  # JSON outputs that may sit beside user files carry {"written_by": "ovss"}
+
+
+def written_by_ovss(path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` is one ovss wrote (a marked PNG or JSON); False for anything else."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".png":
+            with Image.open(path) as im:
+                return getattr(im, "text", {}).get(SOFTWARE_KEY) == OVSS_MARK
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return isinstance(data, dict) and data.get(JSON_MARK_KEY) == OVSS_MARK
+    except (OSError, ValueError, UnidentifiedImageError, SyntaxError):
+        return False
+    return False
+
+
+def check_not_foreign(paths, hint: str) -> None:
+    """Raise before any work if a path that would be written holds a file ovss did not write."""
+    for path in paths:
+        path = Path(path)
+        if path.exists() and not (path.is_file() and written_by_ovss(path)):
+            raise OvssError(f"refusing to write over {path}: ovss did not write it; {hint}")
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Make sure ``path`` is (or can become) a writable folder, before any heavy work starts.
+
+    Names the real problem in one line: a file where the folder should be, a file above it, a
+    read-only place, or a pseudo file system such as /proc.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise OvssError(f"{path} is a file, not a folder")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OvssError(f"{path} lies under {parent}, which is a file, not a folder")
+    resolved = path.resolve()
+    if resolved.parts[:2] in (("/", "proc"), ("/", "sys")):
+        raise OvssError(f"{path} is in the kernel's pseudo file system {'/'.join(resolved.parts[:2])[1:]}; pick a normal folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".ovss-probe.", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise OvssError(f"cannot write into {path} ({e.strerror or e.__class__.__name__}); pick a writable folder") from None
+    return path
 
 
 def _json_default(obj: Any) -> Any:

@@ -54,7 +54,7 @@ class TestDefaults:
         assert set(METHODS) == {"none", "tent", "tpt", "watt", "clipartt", "mlmp"}
 
     def test_last_75_percent_of_layers(self):
-        assert fused_layers(24, 0.75) == list(range(6, 24))  # the seed's 18 of ViT-L/14
+        assert fused_layers(24, 0.75) == list(range(6, 24))  # MLMP's 18 of ViT-L/14
         assert fused_layers(12, 0.75) == list(range(3, 12))
         assert fused_layers(6, 0.75) == [1, 2, 3, 4, 5]
         assert fused_layers(6, 0.01) == [5]

@@ -21,7 +21,7 @@ class TestBenchCommand:
                 "--limit", "3", "--workers", "0", "--preset", "shapesworld", "--no-progress", *MODEL, "--out", str(out)]
         assert main(args) == 0
         printed = capsys.readouterr().out
-        assert "| Corruption | NoAdapt. |" in printed and "| Snow |" in printed
+        assert "| Corruption | Images | NoAdapt. |" in printed and "| Snow | 3 |" in printed
         assert "| SHAPESWORLD-C (Average) |" in printed
         data = json.loads((out / "shapesworld" / "none" / "snow.json").read_text())
         assert data["timing"]["images"] == 3 and data["settings"]["limit"] == 3

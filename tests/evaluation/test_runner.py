@@ -64,8 +64,13 @@ class TestRunAndResume:
         monkeypatch.setattr(NoAdaptation, "__call__", lambda self, seg, images, *a: seen.extend(images) or plain(self, seg, images, *a))
         again = run_benchmark(tiny_random, [("shapesworld", world)], out, corruptions="gaussian_noise", **FAST)
         assert seen == [] and len(again) == 2
-        # another severity: only the corrupted scenario runs (original has no severity)
-        run_benchmark(tiny_random, [("shapesworld", world)], out, corruptions="gaussian_noise", severity=3, **FAST)
+        # another severity: the folder holds one configuration, so the run stops and names the difference
+        with pytest.raises(OvssError, match=r"another configuration \(severity: 5 -> 3\).*--overwrite"):
+            run_benchmark(tiny_random, [("shapesworld", world)], out, corruptions="gaussian_noise", severity=3, **FAST)
+        assert seen == []
+        # with overwrite: only the corrupted scenario runs again (original has no severity)
+        run_benchmark(tiny_random, [("shapesworld", world)], out, corruptions="gaussian_noise", severity=3,
+                      overwrite=True, **FAST)
         assert len(seen) == 5
         assert _json(out / "shapesworld" / "none" / "gaussian_noise.json")["settings"]["severity"] == 3
 
@@ -144,7 +149,7 @@ class TestRunAndResume:
 
         text = write_report(out)
         mean, std = sum(values) / 3, math.sqrt(sum((v - sum(values) / 3) ** 2 for v in values) / 3)
-        assert f"| Original | {mean:.2f} ± {std:.2f} |" in text
+        assert f"| Original | 2 | {mean:.2f} ± {std:.2f} |" in text
         assert "mean ± std over seeds 0, 1, 2" in text
         rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
         assert float(rows[0]["NOISY"]) == pytest.approx(round(mean, 2))
@@ -185,9 +190,9 @@ class TestRunAndResume:
         assert sorted(rank_indices(7, 3, 0, 3) + rank_indices(7, 3, 1, 3) + rank_indices(7, 3, 2, 3)) == list(range(7))
 
 
-def _fake(dataset, method, corruption, seed, miou):
+def _fake(dataset, method, corruption, seed, miou, images=10):
     return {"scenario": {"dataset": dataset, "method": method, "corruption": corruption, "seed": seed},
-            "metrics": {"mIoU": miou}}
+            "metrics": {"mIoU": miou}, "timing": {"images": images}}
 
 
 class TestReport:
@@ -206,19 +211,19 @@ class TestReport:
 
         text = write_report(tmp_path)
         lines = [l for l in text.splitlines() if l.startswith("|")]
-        assert lines[0] == "| Corruption | NoAdapt. | TENT |"
+        assert lines[0] == "| Corruption | Images | NoAdapt. | TENT |"
         titles = [l.split("|")[1].strip() for l in lines[2:]]
         assert titles == ["Original", "Gaussian Noise", "Fog", "JPEG Compression", "VOC20-C (Average)"]
         avg_none = (62.894 + 70.69 + 72.59) / 3
         avg_tent = (63.02 + 70.54 + 71.846) / 3
-        assert lines[-1] == f"| VOC20-C (Average) | {avg_none:.2f} | {avg_tent:.2f} |"
-        assert lines[2] == "| Original | 75.91 | 77.00 |"
+        assert lines[-1] == f"| VOC20-C (Average) | 10 | {avg_none:.2f} | {avg_tent:.2f} |"
+        assert lines[2] == "| Original | 10 | 75.91 | 77.00 |"
         assert "average over the 3 of 15 corruptions present" in text
         assert (tmp_path / "summary.md").read_text() == text
 
         rows = list(csv.reader(io.StringIO((tmp_path / "summary.csv").read_text())))
-        assert rows[0] == ["dataset", "Corruption", "NoAdapt.", "TENT"]
-        assert rows[-1] == ["voc20", "VOC20-C (Average)", f"{avg_none:.2f}", f"{avg_tent:.2f}"]
+        assert rows[0] == ["dataset", "Corruption", "images", "NoAdapt.", "TENT"]
+        assert rows[-1] == ["voc20", "VOC20-C (Average)", "10", f"{avg_none:.2f}", f"{avg_tent:.2f}"]
         assert len(rows) == 1 + 5
 
         with Image.open(tmp_path / "voc20_bar.png") as im:
@@ -230,7 +235,16 @@ class TestReport:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(_fake("d", "none", "original", 0, 50.0)))
         assert len(load_results(tmp_path)) == 1
-        assert "| Original | 50.00 |" in write_report(tmp_path)
+        assert "| Original | 10 | 50.00 |" in write_report(tmp_path)
+
+    def test_rows_state_their_image_counts_and_mixed_counts_are_flagged(self, tmp_path):
+        for method, images in (("none", 4), ("tent", 6)):
+            path = tmp_path / "d" / method / "original.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(_fake("d", method, "original", 0, 50.0, images=images)))
+        text = write_report(tmp_path)
+        assert "| Original | 4/6 | 50.00 | 50.00 |" in text
+        assert "WARNING: rows computed on different image counts are mixed" in text
 
     def test_empty_run_folder_is_a_clear_error(self, tmp_path):
         with pytest.raises(OvssError, match="no benchmark results under"):

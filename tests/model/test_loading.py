@@ -25,7 +25,7 @@ class TestLoadModel:
             load_model("ViT-B-16", "nope")
 
     def test_embedded_tags_load_and_pick_the_shapesworld_protocol(self, tiny_random):
-        from ovss.evaluation.runner import default_preset
+        from ovss.segment import default_preset
         from ovss.model import is_embedded
 
         levels = load_model(pretrained="shapesworld-levels")

@@ -1,4 +1,4 @@
-"""Openness statistics (seed 002 Table 1) on a hand vocabulary with a stub text similarity."""
+"""Openness statistics (the OVSNet paper Table 1) on a hand vocabulary with a stub text similarity."""
 import pytest
 
 from ovss.errors import OvssError

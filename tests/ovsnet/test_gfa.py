@@ -1,4 +1,4 @@
-"""GFA (seed 002 eq. 1-4): the closed form is the limit of the random walk, and it learns nothing."""
+"""GFA (the OVSNet paper, eq. 1-4): the closed form is the limit of the random walk, and it learns nothing."""
 import pytest
 import torch
 

@@ -1,4 +1,4 @@
-"""Proxy Calibration (seed 002 eq. 5-7) on hand cases with fixed Beta draws."""
+"""Proxy Calibration (the OVSNet paper, eq. 5-7) on hand cases with fixed Beta draws."""
 import numpy as np
 import pytest
 import torch

@@ -2,7 +2,7 @@
 
 ``METHODS`` maps a name to an ``AdaptationMethod`` subclass; ``get_method(name, **hparams)``
 builds one. The adapting methods share ``TestTimeAdaptation`` (common.py): LayerNorm parameters of
-the vision encoder, Adam lr 1e-3, 10 steps, batch 2, episodic, as in the seed.
+the vision encoder, Adam lr 1e-3, 10 steps, batch 2, episodic, as in MLMP.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ how the method gets them (plain inference, or adapting the model on the batch fi
 business. Methods adapt episodically: whatever they change for one batch they undo before the next,
 so results do not depend on the order of the images or on how they are split across processes.
 
-Every method also keeps ``stats``, the seed's cost table: seconds spent adapting and evaluating,
+Every method also keeps ``stats``, MLMP's cost table: seconds spent adapting and evaluating,
 images seen, learnable parameters and peak memory. ``cost()`` turns them into per-image numbers.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _sync(device: torch.device) -> None:
 class PeakMemory:
     """Peak memory of a block of code, in MiB.
 
-    CUDA: ``torch.cuda.max_memory_allocated`` (tensors only, like the seed's table). CPU: the peak
+    CUDA: ``torch.cuda.max_memory_allocated`` (tensors only, like MLMP's table). CPU: the peak
     resident set size of the process (``VmHWM``), reset on entry through ``/proc/self/clear_refs``
     where Linux allows it; ``extra_mb`` is that peak minus the resident size on entry.
     """
@@ -103,7 +103,7 @@ class AdaptationMethod(abc.ABC):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Totals since the last ``reset_stats()``: the raw material of the seed's cost table."""
+        """Totals since the last ``reset_stats()``: the raw material of MLMP's cost table."""
         if not hasattr(self, "_stats"):
             self.reset_stats()
         return self._stats
@@ -124,7 +124,7 @@ class AdaptationMethod(abc.ABC):
         s["memory"] = memory.source
 
     def cost(self) -> dict[str, Any]:
-        """Per-image seconds, peak memory and learnable parameters (the seed's cost table row)."""
+        """Per-image seconds, peak memory and learnable parameters (MLMP's cost table row)."""
         s = self.stats
         n = max(s["images"], 1)
         return {"adapt_seconds_per_image": s["adapt_seconds"] / n, "eval_seconds_per_image": s["eval_seconds"] / n,
@@ -133,7 +133,7 @@ class AdaptationMethod(abc.ABC):
 
 
 class NoAdaptation(AdaptationMethod):
-    """The frozen model: segment each image as it is (the seed's "NoAdapt." column)."""
+    """The frozen model: segment each image as it is (MLMP's "NoAdapt." column)."""
 
     name = "none"
     title = "NoAdapt."

@@ -1,4 +1,4 @@
-"""MLMP (seed 000): Multi-Level Multi-Prompt entropy minimisation for open-vocabulary segmentation.
+"""MLMP: Multi-Level Multi-Prompt entropy minimisation for open-vocabulary segmentation.
 
 Levels: the last ``layer_fraction`` of the vision blocks. An intermediate block's dense feature is
 its plain attention output (ln_1, q.k attention, out_proj; no residual, no FFN); the last block's

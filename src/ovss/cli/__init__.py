@@ -15,14 +15,38 @@ from ..errors import OvssError
 COMMAND_MODULES = ("segment", "models", "world", "data", "bench", "concepts", "openbench", "adapt", "ovsnet")
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if "default" in text or unset or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _all_parsers(parser: argparse.ArgumentParser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _all_parsers(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = argparse.ArgumentParser(
         prog="ovss", description="Open-vocabulary semantic segmentation: any image, any words."
     )
+    parser.add_argument("--version", action="version", version=f"ovss {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"{__name__}.{name}")
         module.add_parser(sub)
+    for p in _all_parsers(parser):  # the command modules build their parsers with argparse's plain formatter
+        p.formatter_class = DefaultsFormatter
     return parser
 
 

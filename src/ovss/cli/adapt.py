@@ -1,7 +1,7 @@
-"""``ovss adapt``: open-vocabulary domain adaptation of CLIP by prompt tuning (seed 001, OpenDAS).
+"""``ovss adapt``: open-vocabulary domain adaptation of CLIP by prompt tuning (OpenDAS).
 
 train: learn prompts on a dataset's base-class segments (opendas, coop or vpt), then print the table;
-eval: the seed's table (Acc, W-F1, B-F1, N-F1) for prompts files on one or more test sets;
+eval: OpenDAS's table (Acc, W-F1, B-F1, N-F1) for prompts files on one or more test sets;
 segments-miou: name class-agnostic mask proposals with the adapted CLIP and score mIoU;
 negatives: ask an OpenAI-compatible LLM for negative queries and write them as JSON.
 """
@@ -48,7 +48,7 @@ def add_parser(sub) -> None:
     add_model_args(t)
     t.set_defaults(func=run_train)
 
-    e = verbs.add_parser("eval", help="the seed's table: Acc, W-F1, B-F1, N-F1 of prompts on test sets",
+    e = verbs.add_parser("eval", help="OpenDAS's table: Acc, W-F1, B-F1, N-F1 of prompts on test sets",
                          description="Classify every segment of each test set with and without the prompts.")
     e.add_argument("--prompts", nargs="*", default=[], metavar="FILE", help="RUN/prompts.safetensors files (none: only no adaptation)")
     _add_data_args(e, split="val", several=True)
@@ -66,7 +66,7 @@ def add_parser(sub) -> None:
     s.set_defaults(func=run_segments_miou)
 
     n = verbs.add_parser("negatives", help="generate negative queries with an OpenAI-compatible LLM",
-                         description="Ask an LLM the seed's instruction for five negatives per class; write class -> names as JSON.")
+                         description="Ask an LLM OpenDAS's instruction for five negatives per class; write class -> names as JSON.")
     n.add_argument("--classes", default=None, help='comma-separated classes, e.g. "boat, car"')
     n.add_argument("--classes-file", default=None, help="class file: one class per line (synonyms after commas are ignored)")
     n.add_argument("--out", required=True, metavar="JSON", help="file to write")

@@ -47,6 +47,8 @@ def add_parser(sub) -> None:
     add_model_args(p)
     p.add_argument("--prompts", default=None, metavar="FILE", help="adapted prompts from `ovss adapt train` (RUN/prompts.safetensors)")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder for the results")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace results in RUN that were computed with other settings (default: stop and say what differs)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the summary from the JSONs in RUN")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -67,9 +69,12 @@ def run(args: argparse.Namespace) -> int:
         teardown_distributed,
     )
 
+    from .common import check_model_args, check_out_dir
+
     if args.report_only:
         print(write_report(args.out), end="")
         return 0
+    check_model_args(args)
 
     # everything a user can get wrong is checked before the model loads
     names = [n.lower() for n in _split(args.dataset, "--dataset")]
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise OvssError(f"--limit must be a positive number of images, got {args.limit}")
     if args.workers < 0:
         raise OvssError(f"--workers must be 0 or more, got {args.workers}")
+    check_out_dir(args.out)
     if args.extra_classes is not None:
         return _class_count(args, names, roots, seeds)
     datasets = [open_dataset(n, r, args.split, args.limit) for n, r in zip(names, roots)]
@@ -112,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             model, datasets, args.out, split=args.split, corruptions=corruptions, severity=severity,
             methods=methods, seeds=seeds, limit=args.limit, workers=args.workers, head=args.head,
             preset=args.preset, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-            prompts=args.prompts,
+            prompts=args.prompts, overwrite=args.overwrite,
         )
         if rank == 0:
             text = write_report(args.out)

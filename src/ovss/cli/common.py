@@ -4,18 +4,50 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..errors import OvssError
+
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None, help="open_clip model name (default: the embedded ovss-tiny)")
-    g.add_argument("--pretrained", default=None, help="pretrained tag, local checkpoint file, or 'none' for random weights")
-    g.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    g.add_argument("--pretrained", default=None,
+                   help="pretrained tag, local checkpoint file, or 'none' for random weights (default: the embedded "
+                        "'shapesworld' weights for ovss-tiny; required with any other --model)")
+    g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+
+
+def check_model_args(args: argparse.Namespace) -> None:
+    """The model options a user can get wrong, checked before anything heavy runs."""
+    from ..model import check_device, check_model_name, needs_weights
+
+    if args.model is not None:
+        check_model_name(args.model)
+    if needs_weights(args.model, args.pretrained):
+        raise OvssError(
+            f"--model {args.model} needs --pretrained: an open_clip tag (e.g. openai), a local checkpoint file, "
+            "or none for random weights (random weights give meaningless labels)"
+        )
+    try:
+        check_device(args.device)
+    except OvssError as e:
+        raise OvssError(f"--device {args.device}: {e}") from None
 
 
 def load_model_from_args(args: argparse.Namespace):
     from ..model import load_model
 
+    check_model_args(args)
     return load_model(args.model, args.pretrained, device=args.device)
+
+
+def check_out_dir(path: str, flag: str = "--out"):
+    """``--out`` checked (and created) before any work: one line naming the flag and the problem."""
+    from ..files import check_output_dir
+
+    try:
+        return check_output_dir(path)
+    except OvssError as e:
+        raise OvssError(f"{flag} {path}: {e}") from None
 
 
 def add_llm_args(g) -> None:

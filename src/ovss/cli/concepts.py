@@ -48,7 +48,7 @@ def _need_action(p: argparse.ArgumentParser) -> int:
 
 def add_concept_args(p: argparse.ArgumentParser, source_flag: str = "--concepts", dict_flag: str = "--concepts-dict") -> None:
     """Options choosing the contrastive concepts (shared by ``segment --open-world`` and ``concepts show``)."""
-    from ..concepts import BETA, DELTA, GAMMA
+    from ..concepts.sources import BETA, DELTA, GAMMA
 
     g = p.add_argument_group("contrastive concepts")
     g.add_argument(source_flag, dest="concepts", default=None, metavar="SOURCE",
@@ -137,8 +137,7 @@ def run_show(args: argparse.Namespace) -> int:
     source = source_from_args(args, class_names)
     similarity = None
     if source.name == "cooc" or len(queries) > 1:
-        from ..segment import Segmenter
-        from .segment import default_preset
+        from ..segment import Segmenter, default_preset
 
         model = load_model_from_args(args)
         similarity = ClipTextSimilarity.from_segmenter(Segmenter(model, preset=default_preset(model)))

@@ -10,16 +10,21 @@ import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("data", help="list benchmark datasets and check their folder layout")
+    parser = subparsers.add_parser("data", help="list benchmark datasets and check their folder layout",
+                                   description="The benchmark datasets ovss reads (MMSegmentation's folder layout).")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
 
-    check = sub.add_parser("check", help="check that ROOT holds a dataset in the expected layout")
+    check = sub.add_parser("check", help="check that ROOT holds a dataset in the expected layout",
+                           description="Check that ROOT holds the dataset in the layout ovss expects and name "
+                                       "what is missing, with the command that prepares it.")
     check.add_argument("root", metavar="ROOT", help="dataset root, or the folder above it (e.g. data/ holding VOCdevkit)")
     check.add_argument("--dataset", required=True, metavar="NAME", help="registered dataset name (see `ovss data list`)")
     check.add_argument("--split", default="val", help="split to check (default: val)")
     check.set_defaults(func=run_check)
 
-    listing = sub.add_parser("list", help="print the registered datasets")
+    listing = sub.add_parser("list", help="print the registered datasets",
+                             description="Print every dataset name ovss knows (the names --dataset and "
+                                         "--datasets accept), with its classes, split folders and reduce-zero-label rule.")
     listing.set_defaults(func=run_list)
 
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

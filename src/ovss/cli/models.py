@@ -5,7 +5,10 @@ import argparse
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("models", help="list models with weights, dense heads and presets")
+    p = sub.add_parser("models", help="list models with weights, dense heads and presets",
+                       description="List the models ovss can load with weights (the embedded ovss-tiny first, then "
+                                   "open_clip's table of pretrained tags), the dense heads and the presets "
+                                   "(published protocols) with their settings.")
     p.add_argument("--all", action="store_true", help="list every open_clip architecture too")
     p.set_defaults(func=run)
 

@@ -20,13 +20,13 @@ VOCAB_HELP = ("training vocabulary: a class file, a dataset folder with classes.
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "openbench", help="openness of benchmarks vs a training vocabulary; build open benchmarks",
-        description="OpenBench (seed 002): class similarity to the training vocabulary, an open-benchmark builder, "
+        description="OpenBench (the OVSNet/OpenBench paper): class similarity to the training vocabulary, an open-benchmark builder, "
                     "and mIoU against the number of inference classes.",
     )
     parser.set_defaults(func=lambda args: no_verb(parser))
     verbs = parser.add_subparsers(dest="openbench_verb", metavar="VERB")
 
-    st = verbs.add_parser("stats", help="the openness table (seed's Table 1) and similarity histogram (Figure 1a)")
+    st = verbs.add_parser("stats", help="the openness table (the OVSNet paper's Table 1) and similarity histogram (Figure 1a)")
     st.add_argument("--train-vocab", required=True, help=VOCAB_HELP)
     st.add_argument("--datasets", required=True,
                     help="comma-separated: NAME (class list only), NAME=ROOT (counts images), a dataset folder, or a class file")
@@ -154,11 +154,11 @@ def run_classcount(args: argparse.Namespace) -> int:
 
     from ..concepts import ClipTextSimilarity
     from ..data import read_class_file
-    from ..evaluation.runner import default_preset, open_dataset
+    from ..evaluation.runner import open_dataset
     from ..files import write_json, write_text
     from ..model import load_model
     from ..openbench import class_count_curve, curve_table, default_pool, irrelevant_names, plot_curve
-    from ..segment import Segmenter
+    from ..segment import Segmenter, default_preset
 
     try:
         counts = [int(x) for x in _items(args.extra_classes, "--extra-classes")]

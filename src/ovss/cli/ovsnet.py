@@ -1,4 +1,4 @@
-"""``ovss ovsnet ablation``: train OVSNet's four variants on ShapesWorld and print the seed's Table 3.
+"""``ovss ovsnet ablation``: train OVSNet's four variants on ShapesWorld and print the OVSNet paper's Table 3.
 
     ovss ovsnet ablation --data DIR --out RUN [--steps 600] [--train-n 300] [--val-n 100] [--variants ...]
     ovss ovsnet ablation --train-data coco_stuff164k=R1 --val-data ade20k=R2 --open-data shapesworld=R3 --out RUN
@@ -15,7 +15,7 @@ from .common import add_model_args, no_verb
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "ovsnet", help="OVSNet (GFA + Proxy Calibration) at small scale: the ablation on ShapesWorld",
-        description="OVSNet (seed 002): a light mask decoder on frozen CLIP features with Gradient-Free Aggregation "
+        description="OVSNet (the OVSNet/OpenBench paper): a light mask decoder on frozen CLIP features with Gradient-Free Aggregation "
                     "and Proxy Calibration.",
     )
     parser.set_defaults(func=lambda args: no_verb(parser))

@@ -37,11 +37,11 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    """Files to segment, and the problems with inputs that give none."""
+def collect_images(inputs: list[str]) -> tuple[list[Path], list[Path], list[str]]:
+    """Files to segment, the folders they came from, and the problems with inputs that give none."""
     from ..files import IMAGE_SUFFIXES
 
-    files, problems = [], []
+    files, folders, problems = [], [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
@@ -49,27 +49,39 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
             if not found:
                 problems.append(f"no images in folder {path} (looked for {', '.join(IMAGE_SUFFIXES)})")
             files.extend(found)
+            folders.append(path)
         else:
             files.append(path)
-    return files, problems
+    return files, folders, problems
 
 
-def default_preset(model) -> str:
-    from ..model import is_embedded
+def check_dataset_name(name: str | None) -> None:
+    """``--dataset`` picks per-dataset preset settings: an unknown name is an error, not ignored."""
+    if name is None:
+        return
+    from ..data import DATASETS
 
-    return "shapesworld" if is_embedded(model) else "naclip"
+    if name not in DATASETS:
+        raise OvssError(f"unknown --dataset '{name}'; choose one of: {', '.join(DATASETS)}")
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..files import read_rgb, save_image, write_json
-    from ..segment import Segmenter
+    from ..files import JSON_MARK_KEY, OVSS_MARK, read_rgb, save_image, write_json
+    from ..segment import Segmenter, default_preset
+    from ..segment.outputs import plan_outputs
     from ..text import parse_classes
     from ..viz import label_png, overlay
+    from .common import check_model_args, check_out_dir
 
+    # everything a user can get wrong is checked before the model loads
     classes = parse_classes(args.classes, args.classes_file)
-    files, problems = collect_images(args.inputs)
+    check_dataset_name(args.dataset)
+    check_model_args(args)
+    files, folders, problems = collect_images(args.inputs)
+    out = check_out_dir(args.out)
+    stems = plan_outputs(files, folders, out)
     tta = None
     if args.tta is not None:
         from ..adaptation import get_method
@@ -77,9 +89,11 @@ def run(args: argparse.Namespace) -> int:
         if args.open_world:
             raise OvssError("--tta does not work with --open-world; drop one of them")
         tta = get_method(args.tta)
+    if not args.open_world and args.concepts is not None:
+        raise OvssError("--concepts works with --open-world; add --open-world or drop --concepts")
     model = load_model_from_args(args)
     seg = Segmenter(
-        model, head=args.head, preset=args.preset or default_preset(model), dataset=args.dataset,
+        model, head=args.head, preset=args.preset or default_preset(model, args.dataset), dataset=args.dataset,
         prob_thd=args.prob_thd, pamr=args.pamr,
     )
     if args.prompts:
@@ -91,14 +105,10 @@ def run(args: argparse.Namespace) -> int:
         from .concepts import OpenWorldRun
 
         open_world = OpenWorldRun(args, seg, classes)
-    elif args.concepts is not None:
-        raise OvssError("--concepts works with --open-world; add --open-world or drop --concepts")
-    out = Path(args.out)
     for problem in problems:
         print(f"ovss: error: {problem}", file=sys.stderr)
-    stems: dict[str, int] = {}
     failed = len(problems)
-    for path in tqdm(files, desc="segment", unit="img", disable=len(files) < 2):
+    for path, stem in tqdm(list(zip(files, stems)), desc="segment", unit="img", disable=len(files) < 2):
         try:
             image = read_rgb(path)
             if open_world is not None:
@@ -118,11 +128,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"ovss: error: {e}", file=sys.stderr)
             failed += 1
             continue
-        stem = path.stem if path.stem not in stems else f"{path.stem}_{stems[path.stem]}"
-        stems[path.stem] = stems.get(path.stem, 0) + 1
         save_image(out / f"{stem}.png", label_png(labels))
         save_image(out / f"{stem}_overlay.png", overlay(image, labels, classes.names, list(shares.values())))
         write_json(out / f"{stem}.json", {
+            JSON_MARK_KEY: OVSS_MARK,
             "image": str(path), "size": list(image.shape[:2]),
             "classes": [list(s) for s in classes.synonyms],
             "pixel_share": shares,

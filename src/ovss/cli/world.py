@@ -39,16 +39,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Train ovss's tiny CLIP contrastively on ShapesWorld image-caption pairs and "
                     "write a safetensors checkpoint (plus FILE.train.json with the loss log).",
     )
+    from ..world.train_config import TrainConfig
+
+    recipe = TrainConfig()  # the defaults live in one place: the recipe
     train.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
-    # Unset options keep TrainConfig's defaults, so the defaults live in one place.
-    train.add_argument("--steps", type=int, help="optimisation steps")
-    train.add_argument("--batch-size", type=int, help="image-caption pairs per step")
-    train.add_argument("--lr", type=float, help="peak learning rate")
-    train.add_argument("--seed", type=int, help="training seed")
-    train.add_argument("--workers", type=int, help="data-loading worker processes")
-    train.add_argument("--regions", type=int, help="captioned sub-windows per scene image")
-    train.add_argument("--style-share", type=float, help="share of night/sketch training scenes")
-    train.add_argument("--level-weight", type=float,
+    train.add_argument("--steps", type=int, default=recipe.steps, help="optimisation steps")
+    train.add_argument("--batch-size", type=int, default=recipe.batch_size, help="image-caption pairs per step")
+    train.add_argument("--lr", type=float, default=recipe.lr, help="peak learning rate")
+    train.add_argument("--seed", type=int, default=recipe.seed, help="training seed")
+    train.add_argument("--workers", type=int, default=recipe.workers, help="data-loading worker processes")
+    train.add_argument("--regions", type=int, default=recipe.regions, help="captioned sub-windows per scene image")
+    train.add_argument("--style-share", type=float, default=recipe.style_share,
+                       help="share of night/sketch training scenes")
+    train.add_argument("--level-weight", type=float, default=recipe.level_weight,
                        help="weight of the region term on the intermediate blocks MLMP fuses (0: off)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--threads", type=int, help="torch threads (default: all cores)")

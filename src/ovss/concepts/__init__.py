@@ -1,4 +1,4 @@
-"""Test-time contrastive concepts for open-world segmentation (seed 003).
+"""Test-time contrastive concepts for open-world segmentation (the contrastive-concepts paper).
 
 A user asks for "boat" and nothing else; ovss contrasts the query with concepts chosen for it
 (``contrastive_concepts``) from one of the sources in ``SOURCES`` (background, cooc, llm, oracle)
@@ -11,16 +11,17 @@ or a file, segments query plus concepts, and leaves every pixel a concept wins u
     cc = contrastive_concepts("boat", make_source("cooc"), ClipTextSimilarity.from_segmenter(seg))
     labels = segment_open_world(seg, image, "boat", cc)   # 0 = boat, 255 = anything else
 """
-from .cooccurrence import CooccurrenceDictionary, build_dictionary, build_from_file, load_dictionary, save_dictionary
-from .filters import ABSTRACT_FILTERS, WordNet, find_wordnet, make_abstract_filter
-from .llm import CONTRASTIVE_PROMPT, VISIBLE_PROMPT, LLMClient, parse_concept_list, parse_yes_no
-from .openworld import evaluate_iou_single, open_world_classes, segment_open_world
-from .similarity import ClipTextSimilarity, TextSimilarity
-from .sources import (
-    BETA, DELTA, GAMMA, SOURCES, BackgroundSource, ConceptSet, CooccurrenceSource, Decision, FileSource,
-    LLMSource, OracleSource, Source, contrastive_concepts, make_source,
-)
-from .vocabulary import UNINFORMATIVE, extract_concepts, singular
+# Public names are imported on first use (PEP 562): the command line reads the defaults in
+# ``sources`` while it builds its help, without importing torch through ``openworld``.
+_LAZY = {
+    **dict.fromkeys(['CooccurrenceDictionary', 'build_dictionary', 'build_from_file', 'load_dictionary', 'save_dictionary'], 'cooccurrence'),
+    **dict.fromkeys(['ABSTRACT_FILTERS', 'WordNet', 'find_wordnet', 'make_abstract_filter'], 'filters'),
+    **dict.fromkeys(['CONTRASTIVE_PROMPT', 'LLMClient', 'VISIBLE_PROMPT', 'parse_concept_list', 'parse_yes_no'], 'llm'),
+    **dict.fromkeys(['evaluate_iou_single', 'open_world_classes', 'segment_open_world'], 'openworld'),
+    **dict.fromkeys(['ClipTextSimilarity', 'TextSimilarity'], 'similarity'),
+    **dict.fromkeys(['BETA', 'BackgroundSource', 'ConceptSet', 'CooccurrenceSource', 'DELTA', 'Decision', 'FileSource', 'GAMMA', 'LLMSource', 'OracleSource', 'SOURCES', 'Source', 'contrastive_concepts', 'make_source'], 'sources'),
+    **dict.fromkeys(['UNINFORMATIVE', 'extract_concepts', 'singular'], 'vocabulary'),
+}
 
 __all__ = [
     "ABSTRACT_FILTERS", "BETA", "CONTRASTIVE_PROMPT", "DELTA", "GAMMA", "SOURCES", "UNINFORMATIVE",
@@ -31,3 +32,11 @@ __all__ = [
     "make_source", "open_world_classes", "parse_concept_list", "parse_yes_no", "save_dictionary",
     "segment_open_world", "singular",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'ovss.concepts' has no attribute '{name}'")

@@ -1,7 +1,7 @@
-"""Co-occurrence dictionary of concepts mined from a caption corpus (seed 003, CC^D).
+"""Co-occurrence dictionary of concepts mined from a caption corpus (the contrastive-concepts paper, CC^D).
 
 Two concepts co-occur when one caption mentions both. ``counts[i]`` is the number of captions that
-mention i, ``pairs[i][j]`` the number that mention i and j; the seed normalises row i by
+mention i, ``pairs[i][j]`` the number that mention i and j; the contrastive-concepts paper normalises row i by
 ``counts[i]``, so ``frequency(i)[j] = pairs[i][j] / counts[i]`` is the share of i's captions that
 also mention j. Raw counts are stored, so any threshold gamma can be applied when querying.
 """

@@ -1,6 +1,6 @@
 """Abstract-concept filters: drop words that name nothing one can see ("liberty").
 
-The seed asks an LLM whether a word is visible. Offline, WordNet answers the same question: a noun
+The contrastive-concepts paper asks an LLM whether a word is visible. Offline, WordNet answers the same question: a noun
 none of whose senses descends from "physical_entity" names no thing. WordNet's own database files
 are read directly, so no Python package is needed; install them with either of
 
@@ -208,7 +208,7 @@ def auto_filter() -> AbstractFilter:
 
 
 def llm_filter(client) -> AbstractFilter:
-    """The seed's yes/no question to an LLM (an ``ovss.concepts.llm.LLMClient``)."""
+    """The contrastive-concepts paper's yes/no question to an LLM (an ``ovss.concepts.llm.LLMClient``)."""
     def check(word: str) -> str | None:
         return None if client.is_visible(word) else "abstract (the LLM says it cannot be seen)"
 

@@ -1,6 +1,6 @@
-"""LLM-generated contrastive concepts (seed 003, CC^L) from any OpenAI-compatible endpoint.
+"""LLM-generated contrastive concepts (the contrastive-concepts paper, CC^L) from any OpenAI-compatible endpoint.
 
-Uses the standard library only (urllib): POST ``{endpoint}/chat/completions`` with the seed's
+Uses the standard library only (urllib): POST ``{endpoint}/chat/completions`` with the contrastive-concepts paper's
 prompt, parse the answer into words, and cache it on disk keyed by (endpoint, model, prompt), so a
 benchmark asks each question once. An answer is cached only after it parsed, so a timeout or a
 malformed answer is asked again next time instead of being remembered.
@@ -23,7 +23,7 @@ from ..files import write_json
 
 T = TypeVar("T")
 
-# The seed's prompts (its appendix 6.3.2) without Mixtral's <s> [INST] markers: a chat-completions
+# The contrastive-concepts paper's prompts (its appendix 6.3.2) without Mixtral's <s> [INST] markers: a chat-completions
 # server applies its model's own chat template. {q} is the query.
 CONTRASTIVE_PROMPT = """You are a helpful AI assistant with visual abilities.
 
@@ -138,11 +138,11 @@ class LLMClient:
         return content
 
     def contrastive_concepts(self, query: str) -> list[str]:
-        """The seed's CC^L list for ``query``."""
+        """The contrastive-concepts paper's CC^L list for ``query``."""
         return self.ask(CONTRASTIVE_PROMPT.replace("{q}", query), lambda text: parse_concept_list(text, query))
 
     def is_visible(self, word: str) -> bool:
-        """The seed's yes/no question: can one see ``word``?"""
+        """The contrastive-concepts paper's yes/no question: can one see ``word``?"""
         return self.ask(VISIBLE_PROMPT.replace("{q}", word), lambda text: parse_yes_no(text, word))
 
 

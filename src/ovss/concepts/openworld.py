@@ -1,4 +1,4 @@
-"""Open-world segmentation and its metric, IoU-single (seed 003).
+"""Open-world segmentation and its metric, IoU-single (the contrastive-concepts paper).
 
 To segment queries Q without knowing the other classes, segment Q plus contrastive concepts CC_Q in
 the usual closed-world way, then relabel every pixel won by a concept as 255 "unlabelled".

@@ -3,7 +3,7 @@
 A source proposes concepts for one query and says why each was kept or dropped (``Decision``);
 ``contrastive_concepts`` unites the proposals of several queries, drops concepts too similar to
 any query (beta) and adds "background". Registry: ``SOURCES`` (background, cooc, llm, oracle); a
-file of concepts is a source too (``FileSource``). Defaults are the seed's: gamma 0.01, delta 0.8,
+file of concepts is a source too (``FileSource``). Defaults are the contrastive-concepts paper's: gamma 0.01, delta 0.8,
 beta 0.9.
 """
 from __future__ import annotations
@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..errors import OvssError
 from .cooccurrence import CooccurrenceDictionary, load_dictionary
 from .filters import AbstractFilter, make_abstract_filter
-from .similarity import TextSimilarity
 from .vocabulary import UNINFORMATIVE, normalise
+
+if TYPE_CHECKING:  # annotations only: similarity imports torch, which the command line's help avoids
+    from .similarity import TextSimilarity
 
 GAMMA = 0.01  # keep concepts whose normalised co-occurrence with the query is above this
 DELTA = 0.8  # drop co-occurring concepts whose text similarity to the query is above this
@@ -72,7 +74,7 @@ class BackgroundSource(Source):
 
 
 class CooccurrenceSource(Source):
-    """CC^D: concepts that co-occur with the query in a caption corpus, filtered as in the seed.
+    """CC^D: concepts that co-occur with the query in a caption corpus, filtered as in the contrastive-concepts paper.
 
     For target concept i: keep j with pairs[i][j] / counts[i] > gamma, then drop uninformative
     words, abstract concepts, and concepts whose text similarity to i is above delta. A query not in
@@ -148,7 +150,7 @@ class CooccurrenceSource(Source):
 
 
 class LLMSource(Source):
-    """CC^L: the list an LLM gives for the seed's prompt (no further filtering, as in the seed)."""
+    """CC^L: the list an LLM gives for the contrastive-concepts paper's prompt (no further filtering, as in the contrastive-concepts paper)."""
 
     name = "llm"
 
@@ -164,7 +166,7 @@ class LLMSource(Source):
 
 
 class OracleSource(Source):
-    """The dataset's own other classes: the closed-world upper bound of the seed's tables.
+    """The dataset's own other classes: the closed-world upper bound of the contrastive-concepts paper's tables.
 
     The classes already say what every other pixel is, so "background" is not added (a dataset
     with a background class lists it) and the beta filter does not apply.
@@ -292,7 +294,7 @@ def contrastive_concepts(
     """CC_Q: the union of each query's concepts, minus those too similar to any query.
 
     The beta filter (similarity > beta to any query) applies when there are several queries, as in
-    the seed; concepts equal to a query (or to a word in ``exclude``, e.g. a query's synonyms) are
+    the contrastive-concepts paper; concepts equal to a query (or to a word in ``exclude``, e.g. a query's synonyms) are
     always dropped. "background" is added when the source adds it and ``background`` is true.
     """
     queries = [queries] if isinstance(queries, str) else [q.strip() for q in queries]

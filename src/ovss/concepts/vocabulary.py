@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-# Words the seed (test-time contrastive concepts) drops from every concept list: they describe the
+# Words the contrastive-concepts paper drops from every concept list: they describe the
 # picture, not something in it.
 UNINFORMATIVE: frozenset[str] = frozenset({"image", "photo", "picture", "view"})
 

@@ -22,7 +22,8 @@ def _key(name: str) -> str:
 def read_class_file(path: str | os.PathLike) -> list[list[str]]:
     """Read a class-name file as ``[[name, synonym, ...], ...]`` in label order.
 
-    Empty lines are skipped. Two classes with the same (first) name are an error. A synonym
+    Blank lines and comment lines (first non-space character ``#``) are skipped, so a file can
+    name its source; a file with no class line is an error. Two classes with the same (first) name are an error. A synonym
     shared by two classes is allowed, as in the published files (SCLIP's COCO-Object list has
     "bed" among the background synonyms and as a class): both classes then score it.
     """
@@ -36,7 +37,7 @@ def read_class_file(path: str | os.PathLike) -> list[list[str]]:
     classes: list[list[str]] = []
     seen: dict[str, int] = {}  # normalised first name -> line number
     for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
         names: list[str] = []
         for raw in line.split(","):
@@ -54,7 +55,7 @@ def read_class_file(path: str | os.PathLike) -> list[list[str]]:
         seen[_key(names[0])] = lineno
         classes.append(names)
     if not classes:
-        raise OvssError(f"class-name file {path} is empty; write one class per line, synonyms separated by commas")
+        raise OvssError(f"class-name file {path} is empty (no class, only blank or # comment lines); write one class per line, synonyms separated by commas")
     return classes
 
 

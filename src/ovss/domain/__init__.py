@@ -1,4 +1,4 @@
-"""Open-vocabulary domain adaptation (seed 001, OpenDAS): prompt tuning of a frozen CLIP on the
+"""Open-vocabulary domain adaptation (OpenDAS): prompt tuning of a frozen CLIP on the
 segments of a target domain, so that it names that domain's classes better (base) without
 forgetting words it never saw during adaptation (novel).
 

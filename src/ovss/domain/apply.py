@@ -1,6 +1,6 @@
 """Use adapted prompts inside the segmenter, so `ovss segment` and `ovss bench` run the adapted CLIP.
 
-OpenDAS plugs into a segmentation pipeline by replacing its CLIP (seed 001, sec. 4.5): here the
+OpenDAS plugs into a segmentation pipeline by replacing its CLIP (OpenDAS, sec. 4.5): here the
 segmenter's dense encoder inserts the visual prompts at every forward, and its class embeddings
 come from the prompted text encoder (one learned context instead of a template ensemble; a prompts
 file without text prompts uses "a photo of a {class}.", the text its visual prompts learned against).

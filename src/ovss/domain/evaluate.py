@@ -1,4 +1,4 @@
-"""Segment classification with (or without) learned prompts, scored with the seed's metrics."""
+"""Segment classification with (or without) learned prompts, scored with OpenDAS's metrics."""
 from __future__ import annotations
 
 from typing import Sequence

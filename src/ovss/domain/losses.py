@@ -2,8 +2,8 @@
 
 For each segment (anchor: its image embedding) the positive is its class's text embedding and the
 negative is the closest other text in the label space, the other classes and the negative queries
-together (seed 001, sec. 4.4). Distances are Euclidean between normalised embeddings, so they lie in
-[0, 2] and the seed's margin of 1.5 keeps almost every triplet active.
+together (OpenDAS, sec. 4.4). Distances are Euclidean between normalised embeddings, so they lie in
+[0, 2] and OpenDAS's margin of 1.5 keeps almost every triplet active.
 """
 from __future__ import annotations
 

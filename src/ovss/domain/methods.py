@@ -1,6 +1,6 @@
 """The prompt-tuning methods, as data: which prompts each learns and in which training stages.
 
-OpenDAS (seed 001) learns deep visual prompts first (cross-entropy over base classes plus negative
+OpenDAS learns deep visual prompts first (cross-entropy over base classes plus negative
 queries), then deep text prompts (cross-entropy plus the triplet loss). The baselines run under the
 same trainer: CoOp learns shallow text prompts, VPT deep visual prompts, both with plain
 cross-entropy over the base classes. ``depth=None`` means every layer.
@@ -42,7 +42,7 @@ METHODS: dict[str, Method] = {
     "opendas": Method(
         "opendas", 8, None, 4, None,
         (Stage("visual", negatives=True, triplet=False), Stage("text", negatives=True, triplet=True)),
-        "deep visual then deep text prompts; negatives and triplet loss (seed 001)",
+        "deep visual then deep text prompts; negatives and triplet loss (OpenDAS)",
     ),
     "coop": Method("coop", 0, 0, 4, 1, (Stage("text", negatives=False, triplet=False),),
                    "shallow text prompts (CoOp), cross-entropy over the base classes"),

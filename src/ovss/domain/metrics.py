@@ -1,9 +1,9 @@
-"""Segment classification scores of seed 001: accuracy, weighted F1, base F1 and novel F1.
+"""Segment classification scores of OpenDAS: accuracy, weighted F1, base F1 and novel F1.
 
 Per-class F1 comes from the confusion of all predictions (a novel segment called by a base name
 lowers that base class's precision). W-F1 averages per-class F1 weighted by each class's number of
 segments, as scikit-learn's ``average="weighted"``; B-F1 and N-F1 do the same over the base and the
-novel classes, so W-F1 is always the segment-weighted mix of B-F1 and N-F1 (the seed's tables obey
+novel classes, so W-F1 is always the segment-weighted mix of B-F1 and N-F1 (OpenDAS's tables obey
 this). Scores are percentages; a subset with no segments scores NaN.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ METRICS = ("Acc", "W-F1", "B-F1", "N-F1")
 
 
 def format_params(n: int) -> str:
-    """Parameter counts the seed's way: 512, 7.7K, 233K, 18935K."""
+    """Parameter counts OpenDAS's way: 512, 7.7K, 233K, 18935K."""
     if n < 1000:
         return str(n)
     return f"{n / 1000:.1f}K" if n < 10_000 else f"{n / 1000:.0f}K"
@@ -74,7 +74,7 @@ def _cell(value: float, ref: float | None) -> str:
 
 
 def format_table(rows: list[dict], datasets: list[str], metrics: Sequence[str] = METRICS) -> str:
-    """The seed's table as Markdown: one row per method, a column group per test set.
+    """OpenDAS's table as Markdown: one row per method, a column group per test set.
 
     ``rows``: {"method", "params", "scores": {dataset: {metric: value}}}; the first row is the
     reference (no adaptation), and every other row's N-F1 shows its difference to it.

@@ -1,8 +1,8 @@
 """Negative queries: names that look like a class to a model but not to a person.
 
 They widen the label space of both training stages and give the triplet loss hard negatives
-(seed 001, sec. 4.4 and appendix C). They come from a JSON file (class -> list of names), the file
-shipped for ShapesWorld, or an OpenAI-compatible LLM asked the seed's instruction through the
+(OpenDAS, sec. 4.4 and appendix C). They come from a JSON file (class -> list of names), the file
+shipped for ShapesWorld, or an OpenAI-compatible LLM asked OpenDAS's instruction through the
 shared client of ``ovss.concepts.llm``.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..errors import OvssError
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SHIPPED: dict[str, Path] = {"shapesworld": DATA_DIR / "shapesworld_negatives.json"}
 
-# Appendix C of seed 001, word for word; the class list is appended after it.
+# Appendix C of OpenDAS, word for word; the class list is appended after it.
 INSTRUCTION = (
     "Your task is to produce five distinct examples for each class provided in the list, ensuring that the "
     "examples are not subcategories of each other but rather represent clear and separate entities within the "
@@ -68,7 +68,7 @@ def parse_negative_dict(text: str) -> dict[str, list[str]]:
 
 
 def generate_negatives(client, classes: Sequence[str]) -> dict[str, list[str]]:
-    """Ask ``client`` (an ``ovss.concepts.LLMClient``) the seed's instruction for ``classes``."""
+    """Ask ``client`` (an ``ovss.concepts.LLMClient``) OpenDAS's instruction for ``classes``."""
     return client.ask(prompt_for(classes), parse_negative_dict)
 
 

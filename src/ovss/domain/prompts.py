@@ -4,11 +4,11 @@ The learner owns only the prompts: ``parameters()`` and ``state_dict()`` never r
 is used but never changed. Visual prompts (K x width per layer) are inserted after the class token
 (``DenseEncoder`` semantics); text prompts (K x text width per layer) replace the K placeholder
 tokens after the start token (``TextEncoder.encode_tokens`` semantics). Layers past the prompt
-depth carry the previous layer's prompt outputs through, as in the seed.
+depth carry the previous layer's prompt outputs through, as in OpenDAS.
 
 Initialisation: visual prompts uniform as in VPT; the first text layer from the token embeddings
-of "a photo of a" (seed 001). Deeper text layers start from the hidden states of those same tokens
-(the seed draws them at random): causal attention makes them independent of the class name, so the
+of "a photo of a" (OpenDAS). Deeper text layers start from the hidden states of those same tokens
+(OpenDAS draws them at random): causal attention makes them independent of the class name, so the
 prompted text encoder starts exactly at CLIP's "a photo of a {class}." embeddings, and the text
 stage starts from the embedding space the visual stage was trained against.
 """

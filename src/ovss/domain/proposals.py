@@ -1,6 +1,6 @@
 """Class-agnostic mask proposals classified by the (adapted) CLIP, scored with mIoU.
 
-This is how OpenDAS is used inside OVSeg (seed 001, sec. 4.5 and table 3): a proposal generator
+This is how OpenDAS is used inside OVSeg (OpenDAS, sec. 4.5 and table 3): a proposal generator
 gives masks without names, each mask is cut out like a training segment and named by the adapted
 CLIP, and the named masks paint the label map. Proposal sources (``PROPOSALS``):
 

@@ -1,6 +1,6 @@
 """Segment data: every ground-truth segment of a dataset cut out as its own small image.
 
-OpenDAS (seed 001, appendix D) adapts CLIP on segments, not pixels: a segment keeps its pixels,
+OpenDAS (OpenDAS, appendix D) adapts CLIP on segments, not pixels: a segment keeps its pixels,
 everything else becomes CLIP's mean pixel (as OVSeg does), and the crop around it is padded to a
 square (so shapes keep their aspect) and resized to the model's input. Cutting a split takes longer
 than an epoch of prompt tuning, so it is done once and cached on disk.

@@ -1,4 +1,4 @@
-"""Prompt tuning in stages (seed 001): SGD, a constant warm-up epoch then cosine, resumable.
+"""Prompt tuning in stages (OpenDAS): SGD, a constant warm-up epoch then cosine, resumable.
 
 Each stage trains one side's prompts while the other side is fixed, so the fixed side is encoded
 once per stage (all segment images in a text stage, all names in a visual stage). The batch order
@@ -36,7 +36,7 @@ CHECKPOINT = "checkpoint.safetensors"
 
 @dataclass
 class TrainConfig:
-    """The seed's settings (sec. 5, implementation details) as defaults."""
+    """OpenDAS's settings (sec. 5, implementation details) as defaults."""
 
     epochs: int = 5  # per stage
     batch_size: int = 16
@@ -49,17 +49,26 @@ class TrainConfig:
     margin: float = MARGIN
     seed: int = 0
     checkpoint_every: int = 50  # steps; a checkpoint is also written after every epoch
-    proxy_weight: float = 0.0  # OVSNet's Proxy Calibration (seed 002) added to both stages; 0: off
+    proxy_weight: float = 0.0  # OVSNet's Proxy Calibration (the OVSNet/OpenBench paper) added to both stages; 0: off
     proxy_gamma: float = 2.0  # its Beta(gamma, gamma)
 
     def check(self) -> "TrainConfig":
         for name in ("epochs", "batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise OvssError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.warmup_lr < 0 or self.triplet_weight < 0 or self.margin < 0:
-            raise OvssError("--lr must be positive; --warmup-lr, --lambda and --margin must not be negative")
-        if self.proxy_weight < 0 or self.proxy_gamma <= 0:
-            raise OvssError("--proxy-weight must not be negative and --proxy-gamma must be positive")
+        # each message names the option a user sets (the field's own name where no option sets it)
+        if self.lr <= 0:
+            raise OvssError(f"--lr must be positive, got {self.lr}")
+        if self.warmup_lr < 0:
+            raise OvssError(f"warmup_lr must not be negative, got {self.warmup_lr}")
+        if self.triplet_weight < 0:
+            raise OvssError(f"--lambda must not be negative, got {self.triplet_weight}")
+        if self.margin < 0:
+            raise OvssError(f"--margin must not be negative, got {self.margin}")
+        if self.proxy_weight < 0:
+            raise OvssError(f"--proxy-weight must not be negative, got {self.proxy_weight}")
+        if self.proxy_gamma <= 0:
+            raise OvssError(f"proxy_gamma must be positive, got {self.proxy_gamma}")
         return self
 
 

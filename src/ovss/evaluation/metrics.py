@@ -161,7 +161,7 @@ class ConfusionMatrix:
 class IoUSingle:
     """IoU-single: each ground-truth class of an image is queried alone and scored as a binary mask.
 
-    Open-world segmentation (seed 003, "test-time contrastive concepts") asks one concept at a time,
+    Open-world segmentation (the contrastive-concepts paper, "test-time contrastive concepts") asks one concept at a time,
     so the usual multi-class argmax does not apply: for a query of class c the prediction is a
     c / not-c mask. For each class we sum intersections and unions over every image where it was
     queried and divide at the end (dataset-level accumulation, like mIoU), rather than averaging

@@ -1,7 +1,7 @@
-"""Summaries of a benchmark run in the MLMP seed's layout: Markdown, CSV and a bar chart per dataset.
+"""Summaries of a benchmark run in MLMP's layout: Markdown, CSV and a bar chart per dataset.
 
 One table per dataset. Rows: Original, each corruption present (in ImageNet-C order, title case as
-the seed writes them), and "DATASET-C (Average)", the mean over the corruption rows present.
+MLMP writes them), and "DATASET-C (Average)", the mean over the corruption rows present.
 Columns: methods ("NoAdapt." for none). Cells: mIoU in percent with 2 decimals; with several seeds,
 mean ± std over seeds (population std, ``np.std``, as MLMP reports its 3 trials). The average row of
 a seed is taken first, then mean ± std over seeds.
@@ -26,7 +26,7 @@ from ..files import atomic_write, write_text
 
 ROW_TITLES = {"original": "Original", "jpeg_compression": "JPEG Compression"}
 AVERAGE = "average"
-SEED_COLUMNS = ("none", "tent", "tpt", "watt", "clipartt", "mlmp")  # the seed's column order; others follow
+SEED_COLUMNS = ("none", "tent", "tpt", "watt", "clipartt", "mlmp")  # MLMP's column order; others follow
 
 
 def row_title(corruption: str) -> str:
@@ -73,11 +73,15 @@ def summarize(results: list[dict]) -> dict[str, dict]:
     from ..adaptation import METHODS
 
     by_dataset: dict[str, dict[tuple[str, str, int], float]] = {}
+    counts: dict[str, dict[str, set[int]]] = {}  # dataset -> corruption -> image counts of its results
     for r in results:
         sc = r["scenario"]
         miou = r["metrics"]["mIoU"]
         by_dataset.setdefault(sc["dataset"], {})[(sc["corruption"], sc["method"], int(sc["seed"]))] = (
             math.nan if miou is None else float(miou))
+        n = result_images(r)
+        if n is not None:
+            counts.setdefault(sc["dataset"], {}).setdefault(sc["corruption"], set()).add(n)
     order = {name: i for i, name in enumerate(dict.fromkeys([*SEED_COLUMNS, *METHODS]))}
     summary = {}
     for dataset in sorted(by_dataset):
@@ -100,9 +104,25 @@ def summarize(results: list[dict]) -> dict[str, dict]:
                     if got:
                         per_seed.append(float(np.mean(got)))
                 cells[(AVERAGE, m)] = per_seed
+        images = {row: set(counts.get(dataset, {}).get(row, set())) for row in rows if row != AVERAGE}
+        if corruptions:
+            images[AVERAGE] = set().union(*(images[c] for c in corruptions))
         summary[dataset] = {"methods": methods, "rows": rows, "cells": cells, "seeds": seeds,
-                            "corruptions": len(corruptions)}
+                            "corruptions": len(corruptions), "images": images}
     return summary
+
+
+def result_images(result: dict) -> int | None:
+    """How many images a result was computed on (its timing, else its settings)."""
+    for value in ((result.get("timing") or {}).get("images"), (result.get("settings") or {}).get("images")):
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def images_text(counts: set[int]) -> str:
+    """The image count of a row; several counts (a folder mixing runs) are all shown, never hidden."""
+    return "/".join(str(n) for n in sorted(counts)) if counts else "?"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -123,16 +143,20 @@ def cell_text(values: list[float]) -> str:
 
 
 def markdown(summary: dict[str, dict]) -> str:
-    """One Markdown table per dataset, in the seed's layout."""
+    """One Markdown table per dataset, in MLMP's layout."""
     blocks = []
     for dataset, s in summary.items():
         titles = [method_title(m) for m in s["methods"]]
-        lines = [f"### {dataset}", "", "| Corruption | " + " | ".join(titles) + " |",
-                 "|---|" + "---|" * len(titles)]
+        lines = [f"### {dataset}", "", "| Corruption | Images | " + " | ".join(titles) + " |",
+                 "|---|---|" + "---|" * len(titles)]
+        images = s.get("images", {})
         for row in s["rows"]:
             title = average_title(dataset) if row == AVERAGE else row_title(row)
-            lines.append(f"| {title} | " + " | ".join(cell_text(s["cells"][(row, m)]) for m in s["methods"]) + " |")
+            lines.append(f"| {title} | {images_text(images.get(row, set()))} | "
+                         + " | ".join(cell_text(s["cells"][(row, m)]) for m in s["methods"]) + " |")
         notes = ["mIoU (%)"]
+        if any(len(v) > 1 for v in images.values()):
+            notes.append("WARNING: rows computed on different image counts are mixed in this folder")
         if len(s["seeds"]) > 1:
             notes.append(f"mean ± std over seeds {', '.join(map(str, s['seeds']))}")
         if 0 < s["corruptions"] < len(CORRUPTION_NAMES):
@@ -148,7 +172,7 @@ def csv_text(summary: dict[str, dict]) -> str:
     for s in summary.values():
         methods += [m for m in s["methods"] if m not in methods]
     several = any(len(s["seeds"]) > 1 for s in summary.values())
-    header = ["dataset", "Corruption"]
+    header = ["dataset", "Corruption", "images"]
     for m in methods:
         header += [method_title(m)] + ([f"{method_title(m)} std"] if several else [])
     buf = io.StringIO()
@@ -156,7 +180,8 @@ def csv_text(summary: dict[str, dict]) -> str:
     writer.writerow(header)
     for dataset, s in summary.items():
         for row in s["rows"]:
-            line = [dataset, average_title(dataset) if row == AVERAGE else row_title(row)]
+            line = [dataset, average_title(dataset) if row == AVERAGE else row_title(row),
+                    images_text(s.get("images", {}).get(row, set()))]
             for m in methods:
                 mean, std = mean_std(s["cells"].get((row, m), []))
                 line.append("" if math.isnan(mean) else f"{mean:.2f}")
@@ -195,7 +220,7 @@ def bar_chart(path: str | os.PathLike, dataset: str, s: dict) -> Path:
 
 
 def cost_markdown(results: list[dict]) -> str:
-    """The seed's cost table: per method, adaptation and evaluation seconds per image, peak
+    """MLMP's cost table: per method, adaptation and evaluation seconds per image, peak
     memory and learnable parameters, averaged over the scenarios that recorded them."""
     rows: dict[str, list[dict]] = {}
     for r in results:

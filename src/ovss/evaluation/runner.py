@@ -50,7 +50,7 @@ from ..corruptions import ALL_SCENARIOS, CORRUPTION_NAMES, SEVERITIES, corrupt
 from ..data import DATASETS, SegDataset
 from ..errors import OvssError
 from ..files import atomic_write, write_json
-from ..segment import Preset, Segmenter
+from ..segment import Preset, Segmenter, default_preset
 from ..segment.sliding import resized_size
 from .metrics import ConfusionMatrix
 
@@ -105,13 +105,6 @@ def open_dataset(name: str, root: str | os.PathLike, split: str = "val", limit: 
     if len(ds) == 0:
         raise OvssError(f"{name} at {root} has no images in split {split}; check it with: ovss data check {root} --dataset {name}")
     return ds
-
-
-def default_preset(model, dataset: str) -> str:
-    """The embedded models' own protocol on their own world; the NACLIP protocol everywhere else."""
-    from ..model import is_embedded
-
-    return "shapesworld" if is_embedded(model) and dataset == "shapesworld" else "naclip"
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -307,6 +300,72 @@ def _finished(sc: Scenario) -> tuple[Path | None, str | None]:
     return None, why
 
 
+# Settings that name a scenario within a run (several corruptions, methods and seeds share a run
+# folder); every other setting is the run's configuration, one per folder.
+SCENARIO_AXES = ("corruption", "severity", "method", "hparams", "seed")
+# What every dataset of a run shares (datasets differ in their per-dataset preset values).
+RUN_KEYS = ("split", "limit")
+RUN_SEGMENTER_KEYS = ("name", "head", "model", "pretrained", "weights")
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every differing key, nested dicts flattened with dots."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a} -> {b}")
+    return out
+
+
+def _run_config(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k not in SCENARIO_AXES}
+
+
+def _shared_config(settings: dict) -> dict:
+    seg = settings.get("segmenter") or {}
+    return {**{k: settings.get(k) for k in RUN_KEYS}, "segmenter": {k: seg.get(k) for k in RUN_SEGMENTER_KEYS}}
+
+
+def find_conflicts(out: Path, planned: Sequence[dict]) -> list[tuple[Path, list[str]]]:
+    """Result files in ``out`` computed with another configuration than the ``planned`` scenario
+    settings, with what differs. A run folder holds one configuration, so that a summary never
+    mixes, say, 4-image and 6-image results; new corruptions, methods and seeds may be added."""
+    by_dataset = {s["dataset"]: _run_config(s) for s in planned}
+    hparams = {s["method"]: s["hparams"] for s in planned}
+    severities = {s["severity"] for s in planned if s["severity"] is not None}
+    shared = _shared_config(planned[0]) if planned else None
+    conflicts = []
+    for path in sorted(out.glob("*/*/*.json")):
+        if path.parts[-3].startswith("."):
+            continue
+        data = _read_json(path)
+        if not data or "scenario" not in data or not isinstance(data.get("settings"), dict):
+            continue
+        old = data["settings"]
+        if old.get("dataset") in by_dataset:
+            diff = _differences(_run_config(old), by_dataset[old["dataset"]])
+        else:
+            diff = _differences(_shared_config(old), shared)
+        if old.get("method") in hparams and old.get("hparams") != hparams[old["method"]]:
+            diff += _differences({"hparams": old.get("hparams")}, {"hparams": hparams[old["method"]]})
+        if old.get("severity") is not None and severities and old["severity"] not in severities:
+            diff.append(f"severity: {old['severity']} -> {', '.join(map(str, sorted(severities)))}")
+        if diff:
+            conflicts.append((path, diff))
+    return conflicts
+
+
+def _conflict_message(out: Path, conflicts: list[tuple[Path, list[str]]]) -> str:
+    what = list(dict.fromkeys(d for _, diff in conflicts for d in diff))
+    more = f" and {len(what) - 3} more" if len(what) > 3 else ""
+    return (f"{out} holds {len(conflicts)} result(s) of another configuration ({'; '.join(what[:3])}{more}); "
+            "a run folder holds one configuration: write this run to another folder (--out), "
+            "or replace those results (--overwrite)")
+
+
 def _cm_counts(cm: ConfusionMatrix) -> np.ndarray:
     # the matrix with its out-of-range row/column: everything compute() needs, so a checkpoint restores it exactly
     return cm._full.copy()
@@ -391,6 +450,7 @@ def run_benchmark(
     checkpoint_every: int = 25,
     progress: bool = True,
     prompts: str | None = None,
+    overwrite: bool = False,
     **overrides,
 ) -> list[dict]:
     """Run (or resume) every scenario and return the result dicts, finished ones included.
@@ -445,6 +505,15 @@ def run_benchmark(
                         "method": method.name, "hparams": method.hparams(), "seed": seed,
                     })
                     plan.append((ds, seg, method, sc))
+
+    conflicts = _from_rank0(find_conflicts(out, [sc.settings for *_, sc in plan]) if rank == 0 else None)
+    if conflicts and not overwrite:
+        raise OvssError(_conflict_message(out, conflicts))
+    if conflicts and rank == 0:
+        for path, _ in conflicts:
+            path.unlink(missing_ok=True)
+        print(f"ovss bench: --overwrite: removed {len(conflicts)} result(s) of another configuration from {out}",
+              file=sys.stderr)
 
     done_paths = _from_rank0([_finished(sc) for *_, sc in plan])
     results: list[dict] = []

@@ -1,4 +1,4 @@
-"""IoU-single per concept source (seed 003): each class present in an image queried alone.
+"""IoU-single per concept source (the contrastive-concepts paper): each class present in an image queried alone.
 
 One JSON per (dataset, source) under RUN/{dataset}/iou_single/, written atomically and skipped
 when it exists with the same settings; clean images only.
@@ -18,8 +18,7 @@ def run_iou_single(model, datasets: Sequence[SegDataset], out: str | os.PathLike
                    head: str | None = None, preset: str | None = None, progress: bool = True) -> str:
     """Evaluate every source on every dataset; return (and write) the Markdown table."""
     from ..concepts import evaluate_iou_single
-    from ..segment import Segmenter
-    from .runner import default_preset
+    from ..segment import Segmenter, default_preset
 
     out = Path(out)
     rows: dict[str, dict[str, float]] = {}

@@ -108,11 +108,14 @@ def load_model(
     open_clip = _open_clip()
     if name is None:
         name, pretrained = DEFAULT_MODEL if pretrained is None else (DEFAULT_MODEL[0], pretrained)
-    if name not in open_clip.list_models():
-        close = [m for m in open_clip.list_models() if name.lower().replace("/", "-") == m.lower()]
-        hint = f" (did you mean {close[0]}?)" if close else " (run 'ovss models' to list them)"
-        raise OvssError(f"unknown model '{name}'{hint}")
-    pretrained = "none" if pretrained is None and name not in EMBEDDED_WEIGHTS else pretrained
+    check_model_name(name)
+    if needs_weights(name, pretrained):
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        raise OvssError(
+            f"model '{name}' needs weights: an open_clip tag ({', '.join(tags[:3]) or 'none known'}), "
+            "a local checkpoint file, or 'none' for random weights"
+        )
+    check_device(device)
     if pretrained is None:
         pretrained = next(iter(EMBEDDED_WEIGHTS[name]))
 
@@ -154,6 +157,39 @@ def load_model(
     mean = tuple(getattr(clip.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN)
     std = tuple(getattr(clip.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD)
     return ClipModel(clip, tokenizer, name, pretrained, mean, std, {"weights": source})
+
+
+def check_model_name(name: str) -> None:
+    """An unknown architecture name is one line, with the closest spelling where there is one."""
+    models = _open_clip().list_models()
+    if name not in models:
+        close = [m for m in models if name.lower().replace("/", "-") == m.lower()]
+        hint = f" (did you mean {close[0]}?)" if close else " (run 'ovss models' to list them)"
+        raise OvssError(f"unknown model '{name}'{hint}")
+
+
+def needs_weights(name: str | None, pretrained: str | None) -> bool:
+    """True when ``name`` is given without weights and ships none: random weights are never a
+    silent default (they give meaningless labels), only an explicit ``pretrained='none'``."""
+    return name is not None and pretrained is None and name not in EMBEDDED_WEIGHTS
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device that exists on this machine, else one line that says why."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise OvssError(f"unknown device '{device}'; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OvssError("CUDA is not available on this machine (no GPU, or a CPU-only torch); use cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise OvssError(f"there is no GPU {dev.index}; this machine has {torch.cuda.device_count()}")
+    elif dev.type not in ("cpu", "mps"):
+        raise OvssError(f"device type '{dev.type}' is not supported; use cpu, cuda or cuda:N")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise OvssError("MPS is not available on this machine; use cpu")
+    return dev
 
 
 def _looks_like_path(text: str) -> bool:

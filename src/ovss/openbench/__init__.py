@@ -1,4 +1,4 @@
-"""OpenBench (seed 002): how far a benchmark's classes are from the training vocabulary, and a
+"""OpenBench (the OVSNet/OpenBench paper): how far a benchmark's classes are from the training vocabulary, and a
 builder for benchmarks that are far from it.
 
     from ovss.concepts import ClipTextSimilarity

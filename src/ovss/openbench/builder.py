@@ -1,10 +1,10 @@
-"""Build an OpenBench-style dataset: images far from the training vocabulary (seed 002, section 3.2).
+"""Build an OpenBench-style dataset: images far from the training vocabulary (the OVSNet paper, section 3.2).
 
 For every class of the source datasets, its maximum text similarity to the training vocabulary is
 measured (``stats.max_similarity``). An image's similarity is the minimum over the classes present
 in it; images at or above ``sigma1`` are dropped (everything in them is close to training). In a
 kept image, classes above ``sigma2`` become "others", then a manual list renames, merges or drops
-classes (the seed's manual filtering of conflicts and duplicates). Sources' background classes
+classes (the OVSNet paper's manual filtering of conflicts and duplicates). Sources' background classes
 become "others" too. The result is written in the layout ``ovss bench --dataset shapesworld``
 reads (images/{split}, annotations/{split}, {split}.txt, classes.txt with "others" first,
 meta.json), so any dataset reader of ovss evaluates it.

@@ -1,4 +1,4 @@
-"""Does a longer class list hurt? mIoU as irrelevant class names are added at inference (seed 002, Figure 5).
+"""Does a longer class list hurt? mIoU as irrelevant class names are added at inference (the OVSNet paper, Figure 5).
 
 Each image is encoded once; for every count N the segmenter answers the dataset's classes plus the
 first N names of one seeded shuffle of a pool of irrelevant names (so the list for N = 10 holds the
@@ -91,7 +91,7 @@ def curve_table(result: dict) -> str:
 
 
 def plot_curve(result: dict, path: str | os.PathLike) -> Path:
-    """The seed's Figure 5: mIoU against the number of irrelevant classes given."""
+    """The OVSNet paper's Figure 5: mIoU against the number of irrelevant classes given."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,4 +1,4 @@
-"""Is-a relations between class names, for the seed's "fine granularity" and "semantic duplication".
+"""Is-a relations between class names, for the OVSNet paper's "fine granularity" and "semantic duplication".
 
 A class is a kind of another when WordNet lists the other among the hypernyms of its sense
 ("screen door" -> "door", "oystercatcher" -> "bird"), or, for a multi-word name WordNet lacks,
@@ -105,7 +105,7 @@ class Hierarchy:
 def semantic_duplicates(classes: Classes, hierarchy: Hierarchy) -> list[tuple[str, str]]:
     """(child, parent) display-name pairs of one label set where the child is a kind of the parent.
 
-    The seed's "semantic duplication": a region labelled "double door" is scored wrong when the
+    The OVSNet paper's "semantic duplication": a region labelled "double door" is scored wrong when the
     model says "door", although both are true.
     """
     return [(c[0], p[0]) for c in classes for p in classes if c is not p and hierarchy.is_a(c, p)]
@@ -114,7 +114,7 @@ def semantic_duplicates(classes: Classes, hierarchy: Hierarchy) -> list[tuple[st
 def fine_grained(classes: Classes, train_vocab: Classes, hierarchy: Hierarchy) -> list[tuple[str, str]]:
     """(class, training class) pairs where a test class is finer than the finest training class above it.
 
-    The seed's "fine granularity": "oystercatcher" under the training class "bird". Only training
+    The OVSNet paper's "fine granularity": "oystercatcher" under the training class "bird". Only training
     classes with no kind of their own in the training vocabulary count, so a catch-all such as
     COCO-Stuff's "furniture" (with "chair" beside it) does not make "chair" fine-grained.
     """

@@ -1,10 +1,10 @@
-"""How open is a benchmark? Its classes' CLIP text similarity to a training vocabulary (seed 002).
+"""How open is a benchmark? Its classes' CLIP text similarity to a training vocabulary (the OVSNet/OpenBench paper).
 
 For every class of a dataset, the maximum cosine similarity of its name to the training classes'
 names is measured with the segmenter's own text encoder; the table gives mean / median / min / max
-of those maxima (the seed's Table 1), plus the share of fine-grained classes and the semantic
-duplicates in the label set; the histogram is the seed's Figure 1a. Names are the classes' display
-names (the first name of each line), one embedding per category, as the seed compares them.
+of those maxima (the OVSNet paper's Table 1), plus the share of fine-grained classes and the semantic
+duplicates in the label set; the histogram is the OVSNet paper's Figure 1a. Names are the classes' display
+names (the first name of each line), one embedding per category, as the OVSNet paper compares them.
 """
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ VOCABULARIES = {
 }
 
 
+def _looks_like_path(spec: str) -> bool:
+    return any(c in spec for c in "/\\") or spec.startswith((".", "~")) or spec.endswith(".txt")
+
+
 def resolve_vocabulary(spec: str) -> tuple[str, Classes]:
     """(label, classes) of a class file, a named vocabulary, or a dataset's shipped class list."""
     spec = str(spec).strip()
@@ -52,9 +56,17 @@ def resolve_vocabulary(spec: str) -> tuple[str, Classes]:
         return path.name, read_class_file(path / "classes.txt")
     if spec.lower() in VOCABULARIES:
         return spec.lower(), VOCABULARIES[spec.lower()]()
+    if spec.lower() == "shapesworld":  # the name `ovss data list` uses: all of its classes
+        return "shapesworld", VOCABULARIES["shapesworld-all"]()
     if spec.lower() in DATASETS and not DATASETS[spec.lower()].classes_in_root:
         return spec.lower(), class_names(spec.lower())
-    known = ", ".join(list(VOCABULARIES) + [n for n, s in DATASETS.items() if not s.classes_in_root])
+    known = ", ".join(["shapesworld", *VOCABULARIES] + [n for n, s in DATASETS.items() if not s.classes_in_root])
+    if _looks_like_path(spec):
+        if not path.exists():
+            raise OvssError(f"{spec}: no such file or folder; give a class file, a dataset folder, or one of: {known}")
+        if path.is_dir():
+            raise OvssError(f"{spec} is a folder but not a dataset layout (no classes.txt in it); "
+                            "give a folder made by `ovss world make` / `ovss openbench build`, or NAME=ROOT for a benchmark")
     raise OvssError(f"unknown vocabulary '{spec}'; give a class file, a dataset folder with classes.txt, or one of: {known}")
 
 
@@ -78,7 +90,7 @@ def parse_dataset(spec: str, split: str = "val") -> DatasetEntry:
         ds = _open(name.lower(), root, split)
         return DatasetEntry(name.lower() if name.lower() != "shapesworld" else Path(root).name, ds.classes, ds)
     path = Path(spec).expanduser()
-    if path.is_dir():
+    if path.is_dir() and (path / "classes.txt").is_file():
         ds = _open("shapesworld", path, split)
         return DatasetEntry(path.name, ds.classes, ds)
     label, classes = resolve_vocabulary(spec)
@@ -104,7 +116,7 @@ def max_similarity(classes: Classes, train_vocab: Classes, similarity: TextSimil
 
 @dataclass
 class OpennessStats:
-    """One row of the seed's Table 1, with the per-class similarities behind it."""
+    """One row of the OVSNet paper's Table 1, with the per-class similarities behind it."""
 
     dataset: str
     classes: int
@@ -157,7 +169,7 @@ def openness_stats(entry: DatasetEntry, train_vocab: Classes, similarity: TextSi
 
 
 def stats_table(rows: Sequence[OpennessStats]) -> str:
-    """The seed's Table 1 as markdown (✓ / ×, with the fine-grained share and the duplicate count).
+    """The OVSNet paper's Table 1 as markdown (✓ / ×, with the fine-grained share and the duplicate count).
 
     A last column counts the classes whose names the model cannot read (see ``unknown_words``).
     """
@@ -176,7 +188,7 @@ def stats_table(rows: Sequence[OpennessStats]) -> str:
 
 
 def plot_histogram(rows: Sequence[OpennessStats], path: str | os.PathLike, train_label: str | None = None) -> Path:
-    """The seed's Figure 1a: per dataset, the distribution of its classes' maximum similarity."""
+    """The OVSNet paper's Figure 1a: per dataset, the distribution of its classes' maximum similarity."""
     import matplotlib
 
     matplotlib.use("Agg")

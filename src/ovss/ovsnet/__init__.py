@@ -1,4 +1,4 @@
-"""OVSNet (seed 002): Gradient-Free Aggregation, Proxy Calibration, and a small mask decoder.
+"""OVSNet (the OVSNet/OpenBench paper): Gradient-Free Aggregation, Proxy Calibration, and a small mask decoder.
 
 ``gfa`` and ``proxy_loss`` are reusable on their own (any N x E query / region embeddings);
 ``OVSNet`` is the small decoder that uses both on frozen dense CLIP features, and

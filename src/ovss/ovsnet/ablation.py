@@ -1,4 +1,4 @@
-"""The seed's ablation (Table 3) on ShapesWorld: baseline, +GFA, +PC, both, from one call.
+"""The OVSNet paper's ablation (Table 3) on ShapesWorld: baseline, +GFA, +PC, both, from one call.
 
 Data (made in ``data_dir`` when missing): a ShapesWorld train split, whose novel classes are not
 scored (the model sees only the base classes), a val split with all classes (like ADE-150: close
@@ -190,7 +190,7 @@ def _mean(values) -> float:
 
 
 def ablation_table(results: dict[str, dict]) -> str:
-    """The seed's Table 3 on ShapesWorld, with differences to the baseline and timings."""
+    """The OVSNet paper's Table 3 on ShapesWorld, with differences to the baseline and timings."""
     lines = ["| Method | Val mIoU (all) | Val mIoU (unseen) | Open split mIoU | Train s | Infer ms/img |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     base = results.get("baseline")

@@ -1,4 +1,4 @@
-"""OVSNet at small scale (seed 002, Figure 3): a light mask decoder on frozen dense CLIP features.
+"""OVSNet at small scale (the OVSNet paper, Figure 3): a light mask decoder on frozen dense CLIP features.
 
 Learned queries attend to the image's CLIP patch features and give masks plus one embedding each
 in CLIP's text space (F_Q). The masks pool the same CLIP features (F_C, mask pooling). With GFA on,

@@ -1,4 +1,4 @@
-"""Gradient-Free Aggregation (GFA, seed 002 eq. 1-4): fuse query embeddings with pooled CLIP features.
+"""Gradient-Free Aggregation (GFA, the OVSNet paper, eq. 1-4): fuse query embeddings with pooled CLIP features.
 
 The N query embeddings F_Q (decoder, fitted to the training classes) and the N mask-pooled CLIP
 features F_C (general, but image-level) of one image are two sets of nodes; a random walk between
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import torch
 
-DEFAULT_W = 0.5  # not given in the seed; with lam 0.2 it guarantees convergence up to 19 unit-norm queries
-DEFAULT_LAM = 0.2  # the seed's lambda
+DEFAULT_W = 0.5  # not given in the OVSNet paper; with lam 0.2 it guarantees convergence up to 19 unit-norm queries
+DEFAULT_LAM = 0.2  # the OVSNet paper's lambda
 
 
 def affinity(f_q: torch.Tensor, f_c: torch.Tensor, lam: float = DEFAULT_LAM) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Proxy Calibration (PC, seed 002 eq. 5-7): supervise convex mixes of embeddings as unseen classes.
+"""Proxy Calibration (PC, the OVSNet paper, eq. 5-7): supervise convex mixes of embeddings as unseen classes.
 
 Training sees a fixed set of classes; PC widens it for free. Pairs (m, n) of matched regions are
 mixed with one weight alpha ~ Beta(gamma, gamma) per pair, the same for every embedding of the
@@ -8,7 +8,7 @@ ground-truth class), and each mixed visual embedding is pulled towards the mixed
     F'_mn = alpha F_m + (1 - alpha) F_n                                      (5)
     L_PQ = 1 - cos(F'_Q, F'_T),   L_PC = 1 - cos(F'_C, F'_T)                 (6, 7)
 
-The loss is L_PQ + L_PC, averaged over pairs. gamma = 2 (the seed's default) favours even mixes,
+The loss is L_PQ + L_PC, averaged over pairs. gamma = 2 (the OVSNet paper's default) favours even mixes,
 i.e. proxies half-way between two training classes. Any trainer can call ``proxy_loss`` with its
 own embeddings; ``visual`` may hold one tensor (no F_C) or several.
 """

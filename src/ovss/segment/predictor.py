@@ -15,7 +15,7 @@ from ..dense import DenseEncoder, get_head
 from ..errors import OvssError
 from ..model import ClipModel, load_model
 from ..text import ClassList, TextEncoder, parse_classes
-from .presets import Preset, get_preset
+from .presets import Preset, default_preset, get_preset
 from .sliding import pad_to_multiple, resized_size, window_boxes
 
 
@@ -51,7 +51,7 @@ class Segmenter:
         self,
         model: ClipModel | None = None,
         head: str | None = None,
-        preset: str | Preset = "naclip",
+        preset: str | Preset | None = None,
         dataset: str | None = None,
         device: str | torch.device | None = None,
         **overrides,
@@ -59,8 +59,10 @@ class Segmenter:
         self.model = model if model is not None else load_model()
         if device is not None:
             self.model.clip.to(device)
-        self.preset = get_preset(preset, dataset).with_overrides(**overrides)
-        self.head = get_head(head or self.preset.head)
+        # the head is one of the preset's settings: a chosen head replaces the preset's, so that
+        # ``settings()`` records the head that ran (resume and reports compare these settings)
+        self.preset = get_preset(preset or default_preset(self.model, dataset), dataset).with_overrides(head=head, **overrides)
+        self.head = get_head(self.preset.head)
         self.encoder = DenseEncoder(self.model.visual, self.head)
         self.text = TextEncoder(self.model)
         mean = torch.tensor(self.model.mean).view(1, 3, 1, 1)
@@ -73,7 +75,9 @@ class Segmenter:
         return self.model.device
 
     def settings(self) -> dict:
-        return {"head": self.head.name, **self.preset.settings(), **self.model.describe()}
+        """Every setting that changes the numbers, as it ran: the preset's values after the chosen
+        head and overrides replaced them, and the model."""
+        return {**self.preset.settings(), **self.model.describe()}
 
     # image side -----------------------------------------------------------------------------
 

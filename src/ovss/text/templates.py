@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import OvssError
 
-# The 7 templates of CLIP's ensemble used by MLMP (seed 000) and many zero-shot evaluations.
+# The 7 templates of CLIP's ensemble used by MLMP (MLMP) and many zero-shot evaluations.
 SEVEN = (
     "itap of a {}.",
     "a bad photo of the {}.",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..files import atomic_write, write_json
 from .captions import caption_for
+from .train_config import TrainConfig
 from .classes import OBJECT_COLORS, OBJECTS, STYLES
 from .scene import make_object_image, make_scene
 
@@ -27,29 +28,6 @@ MODEL_NAME = "ovss-tiny"
 # Training scenes use seeds above every seed `ovss world make` gives (export seeds stay below 1e10),
 # so exported validation and test splits are held out.
 TRAIN_SEED_BASE = 10**10
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 600
-    batch_size: int = 96
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup: int = 60
-    seed: int = 0
-    image_size: int = 112
-    object_share: float = 0.3  # single-object images
-    template_share: float = 0.4  # captions written with a prompt template instead of a sentence
-    object_crop_share: float = 0.4  # scene windows placed on an object, so objects fill more of them
-    regions: int = 2  # captioned sub-windows per scene image, embedded by pooling their patch tokens
-    style_share: float = 0.0  # training scenes rendered in the non-default styles (0: default only)
-    # Regions can also be pooled from the attention outputs of the intermediate blocks that MLMP
-    # fuses (the last `level_fraction` of the blocks, the last one excluded), in a second contrastive
-    # term of weight `level_weight`: 0 (off) for the default weights, 0.5 for "shapesworld-levels".
-    level_fraction: float = 0.75
-    level_weight: float = 0.0
-    workers: int = 1
-    bf16: bool = True
 
 
 def _template_caption(names: list[str], rng: np.random.Generator, templates: tuple[str, ...]) -> str:

@@ -1,0 +1,28 @@
+"""The training recipe of ovss-tiny as data, in a module without torch, so that the command line
+can show its defaults in ``ovss world train --help`` without importing torch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 600
+    batch_size: int = 96
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: int = 60
+    seed: int = 0
+    image_size: int = 112
+    object_share: float = 0.3  # single-object images
+    template_share: float = 0.4  # captions written with a prompt template instead of a sentence
+    object_crop_share: float = 0.4  # scene windows placed on an object, so objects fill more of them
+    regions: int = 2  # captioned sub-windows per scene image, embedded by pooling their patch tokens
+    style_share: float = 0.0  # training scenes rendered in the non-default styles (0: default only)
+    # Regions can also be pooled from the attention outputs of the intermediate blocks that MLMP
+    # fuses (the last `level_fraction` of the blocks, the last one excluded), in a second contrastive
+    # term of weight `level_weight`: 0 (off) for the default weights, 0.5 for "shapesworld-levels".
+    level_fraction: float = 0.75
+    level_weight: float = 0.0
+    workers: int = 1
+    bf16: bool = True
