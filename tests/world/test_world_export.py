@@ -82,3 +82,12 @@ def test_cli_user_errors(tmp_path, argv, msg):
         args.func(args)
     assert "\n" not in str(e.value)
     assert not (tmp_path / "d" / "meta.json").exists()
+
+
+def test_make_never_writes_over_a_users_files(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "classes.txt").write_text("my own classes\n")
+    with pytest.raises(OvssError, match="refusing to write over .*classes.txt"):
+        write_dataset(out, n=1, seed=1, split="val", size=64, progress=False)
+    assert (out / "classes.txt").read_text() == "my own classes\n"

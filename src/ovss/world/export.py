@@ -109,6 +109,9 @@ def write_dataset(out_dir: str | Path, n: int, style: str = "default", seed: int
         if img_dir.exists() and any(img_dir.iterdir()):
             raise OvssError(f"{img_dir} already holds images that ShapesWorld did not write; "
                             "choose an empty output folder")
+        foreign = [out / f for f in ("meta.json", "classes.txt", "captions.txt", f"{split}.txt") if (out / f).exists()]
+        if foreign:
+            raise OvssError(f"refusing to write over {foreign[0]}: ShapesWorld did not write it; choose an empty output folder")
     else:
         diff = [k for k in _KEY_FIELDS if old.get(k) != meta[k]]
         if diff:
