@@ -1,12 +1,12 @@
 import numpy as np
 import torch
 
-from ovss.domain import PromptLearner, apply_prompts, classify_proposals, save_prompts, segments_miou, slic_superpixels
+from ovss.domain import PromptLearner, classify_proposals, load_prompt_addition, save_prompts, segments_miou, slic_superpixels
 from ovss.segment import Segmenter
 from ovss.text import parse_classes
 
 
-def test_apply_prompts_makes_the_segmenter_use_them(tiny, tmp_path):
+def test_prompts_given_to_the_segmenter_are_used(tiny, tmp_path):
     learner = PromptLearner(tiny, seed=1)
     with torch.no_grad():
         learner.text[1].add_(0.5)  # move the text away from CLIP's, so a prompted embedding is recognisable
@@ -14,8 +14,7 @@ def test_apply_prompts_makes_the_segmenter_use_them(tiny, tmp_path):
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     classes = parse_classes("sky, boat")
     plain = Segmenter(tiny, head="naclip", preset="naclip")
-    adapted = Segmenter(tiny, head="naclip", preset="naclip")
-    apply_prompts(adapted, path)
+    adapted = Segmenter(tiny, head="naclip", preset="naclip", prompts=load_prompt_addition(path, tiny))
     x = plain.preprocess(image)
     with torch.no_grad():
         torch.testing.assert_close(adapted.encoder(x).patch, plain.encoder(x, prompts=learner.visual_prompts()).patch)

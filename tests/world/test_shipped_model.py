@@ -1,7 +1,7 @@
 """The embedded ovss-tiny model: it loads by default and knows ShapesWorld."""
 
 from ovss.model import DEFAULT_MODEL, load_model
-from ovss.world.quality import zero_shot_accuracy
+from ovss.tinyclip.quality import zero_shot_accuracy
 
 
 class TestShippedModel:
@@ -19,7 +19,7 @@ class TestShippedModel:
     def test_segments_a_scene_better_than_chance(self):
         from ovss import Segmenter
         from ovss.world import make_scene
-        from ovss.world.quality import class_list
+        from ovss.tinyclip.quality import class_list
 
         scene = make_scene(123_456, size=224)
         out = Segmenter(load_model(), preset="shapesworld").predict(scene.image, class_list())

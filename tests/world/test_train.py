@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ovss.model import load_model
-from ovss.world.train import TrainConfig, _encode_with_regions, contrastive_loss, train_tiny_clip
+from ovss.tinyclip.train import TrainConfig, _encode_with_regions, contrastive_loss, train_tiny_clip
 
 
 class TestContrastiveLoss:

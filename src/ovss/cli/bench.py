@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model import load_model
 
     if args.metric == "iou-single":
-        from ..evaluation.single import run_iou_single
+        from ..concepts.bench import run_iou_single
 
         torch.manual_seed(0)
         model = load_model(args.model, args.pretrained, device=args.device)
@@ -114,11 +114,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         torch.manual_seed(0)  # random weights (--pretrained none) are then the same in every run and process
         model = load_model(args.model, args.pretrained, device=device)
+        prompts = None
+        if args.prompts:
+            from ..domain import load_prompt_addition
+
+            prompts = load_prompt_addition(args.prompts, model)
         run_benchmark(
             model, datasets, args.out, split=args.split, corruptions=corruptions, severity=severity,
             methods=methods, seeds=seeds, limit=args.limit, workers=args.workers, head=args.head,
             preset=args.preset, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-            prompts=args.prompts, overwrite=args.overwrite,
+            prompts=prompts, overwrite=args.overwrite,
         )
         if rank == 0:
             text = write_report(args.out)

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..dense import HEADS
     from ..model import DEFAULT_MODEL, list_pretrained
-    from ..model.loading import EMBEDDED_WEIGHTS, _open_clip
+    from ..model.loading import EMBEDDED_WEIGHTS, open_clip_with_ovss_configs
     from ..segment.presets import PRESETS
 
     print("models with weights (model  tag):")
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     print("  any model with a local checkpoint: --model NAME --pretrained PATH (OpenAI .pt, open_clip .bin, .safetensors)")
     if args.all:
         print("\narchitectures:")
-        for name in _open_clip().list_models():
+        for name in open_clip_with_ovss_configs().list_models():
             print(f"  {name}")
     print("\ndense heads:")
     for h in HEADS.values():

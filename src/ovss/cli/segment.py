@@ -92,14 +92,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.open_world and args.concepts is not None:
         raise OvssError("--concepts works with --open-world; add --open-world or drop --concepts")
     model = load_model_from_args(args)
+    prompts = None
+    if args.prompts:
+        from ..domain import load_prompt_addition
+
+        prompts = load_prompt_addition(args.prompts, model)
     seg = Segmenter(
         model, head=args.head, preset=args.preset or default_preset(model, args.dataset), dataset=args.dataset,
-        prob_thd=args.prob_thd, pamr=args.pamr,
+        prob_thd=args.prob_thd, pamr=args.pamr, prompts=prompts,
     )
-    if args.prompts:
-        from ..domain import apply_prompts
-
-        apply_prompts(seg, args.prompts)
     open_world = None
     if args.open_world:
         from .concepts import OpenWorldRun

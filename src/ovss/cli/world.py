@@ -39,7 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Train ovss's tiny CLIP contrastively on ShapesWorld image-caption pairs and "
                     "write a safetensors checkpoint (plus FILE.train.json with the loss log).",
     )
-    from ..world.train_config import TrainConfig
+    from ..tinyclip.recipe import TrainConfig
 
     recipe = TrainConfig()  # the defaults live in one place: the recipe
     train.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
@@ -96,7 +96,7 @@ def run_make(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     # torch is imported only here, so other commands start fast.
-    from ..world.train import TrainConfig, train_tiny_clip
+    from ..tinyclip.train import TrainConfig, train_tiny_clip
 
     options = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed", "workers", "regions", "style_share",
                                             "level_weight")}
@@ -120,7 +120,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from ..files import write_json, write_text
     from ..model import load_model
-    from ..world.quality import quality_report, report_markdown
+    from ..tinyclip.quality import quality_report, report_markdown
 
     model = load_model("ovss-tiny", args.weights) if args.weights else load_model()
     if args.quick:

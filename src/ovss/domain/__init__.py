@@ -4,9 +4,9 @@ forgetting words it never saw during adaptation (novel).
 
 ``load_segments`` cuts and caches a dataset's segments; ``train_prompts`` learns a method's prompts
 (``METHODS``: opendas, coop, vpt); ``evaluate_segments`` scores Acc / W-F1 / B-F1 / N-F1;
-``apply_prompts`` makes a ``Segmenter`` use the prompts; ``segments_miou`` names mask proposals.
+``load_prompt_addition`` gives prompts to a ``Segmenter`` (``prompts=``); ``segments_miou`` names mask proposals.
 """
-from .apply import PromptedDenseEncoder, PromptedTextEncoder, apply_prompts
+from .apply import PromptAddition, PromptedDenseEncoder, PromptedTextEncoder, load_prompt_addition
 from .evaluate import encode_segments, evaluate_segments, predict_segments
 from .losses import MARGIN, hardest_negatives, ramp, triplet_loss
 from .methods import METHODS, Method, Stage, get_method
@@ -19,7 +19,7 @@ from .train import TrainConfig, learning_rate, train_prompts
 
 __all__ = [
     "MARGIN", "METHODS", "PROPOSALS", "Method", "PromptLearner", "PromptedDenseEncoder", "PromptedTextEncoder",
-    "SegmentSet", "Stage", "TrainConfig", "apply_prompts", "class_masks", "classification_scores",
+    "SegmentSet", "Stage", "TrainConfig", "load_prompt_addition", "PromptAddition", "class_masks", "classification_scores",
     "classify_proposals", "cut_segment", "encode_segments", "evaluate_segments", "format_table",
     "generate_negatives", "get_method", "hardest_negatives", "learning_rate", "load_prompts", "load_segments",
     "mean_pixel", "negative_queries", "per_class_f1", "predict_segments", "ramp", "read_negatives",

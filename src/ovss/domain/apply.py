@@ -44,19 +44,30 @@ class PromptedTextEncoder(TextEncoder):
         return self._cache[key]
 
 
-def apply_prompts(segmenter, prompts_file: str | Path) -> PromptLearner:
-    """Make ``segmenter`` use the prompts of ``prompts_file`` (visual and text); returns the learner.
+class PromptAddition:
+    """A prompts file ready for ``Segmenter(..., prompts=...)``: the segmenter's dense encoder inserts
+    the visual prompts at every forward, its class embeddings come from the prompted text encoder,
+    and ``settings()`` names the file, so results with and without prompts are never mixed up."""
 
-    The segmenter's ``settings()`` then names the prompts file, so benchmark results made with and
-    without prompts are never mixed up.
-    """
+    def __init__(self, learner: PromptLearner, description: dict):
+        self.learner = learner
+        self.description = description
+
+    def dense_encoder(self, visual, head) -> DenseEncoder:
+        return PromptedDenseEncoder(visual, head, self.learner)
+
+    def text_encoder(self, model) -> TextEncoder:
+        return PromptedTextEncoder(model, self.learner)
+
+    def describe(self) -> dict:
+        return dict(self.description)
+
+
+def load_prompt_addition(prompts_file: str | Path, model) -> PromptAddition:
+    """The prompts of ``prompts_file`` (learned on ``model``), frozen, for ``Segmenter(prompts=...)``."""
     info = read_sidecar(prompts_file)
-    learner = load_prompts(prompts_file, segmenter.model)
+    learner = load_prompts(prompts_file, model)
     for p in learner.parameters():
         p.requires_grad_(False)
-    segmenter.encoder = PromptedDenseEncoder(segmenter.model.visual, segmenter.head, learner)
-    segmenter.text = PromptedTextEncoder(segmenter.model, learner)
     described = {"file": str(Path(prompts_file)), "method": info.get("method"), "params": learner.num_parameters()}
-    settings = segmenter.settings
-    segmenter.settings = lambda: {**settings(), "prompts": described}
-    return learner
+    return PromptAddition(learner, described)

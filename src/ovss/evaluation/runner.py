@@ -449,7 +449,7 @@ def run_benchmark(
     preset: str | None = None,
     checkpoint_every: int = 25,
     progress: bool = True,
-    prompts: str | None = None,
+    prompts=None,
     overwrite: bool = False,
     **overrides,
 ) -> list[dict]:
@@ -483,11 +483,8 @@ def run_benchmark(
     plan: list[tuple[SegDataset, Segmenter, AdaptationMethod, Scenario]] = []
     for ds in opened:
         name = ds.spec.name
-        seg = Segmenter(model, head=head, preset=preset or default_preset(model, name), dataset=name, **overrides)
-        if prompts:
-            from ..domain import apply_prompts
-
-            apply_prompts(seg, prompts)
+        seg = Segmenter(model, head=head, preset=preset or default_preset(model, name), dataset=name, prompts=prompts,
+                        **overrides)
         for method in method_list:
             for seed in seed_list:
                 for c in scenarios_c:

@@ -81,17 +81,23 @@ class ClipModel:
         return {"model": self.name, "pretrained": self.pretrained, **self.info}
 
 
-def _open_clip():
+_CONFIGS_ADDED = False
+
+
+def open_clip_with_ovss_configs():
+    """The open_clip module, with ovss's architecture configs (``configs/``) registered once."""
+    global _CONFIGS_ADDED
     import open_clip
 
-    if str(CONFIG_DIR) not in {str(p) for p in open_clip.factory._MODEL_CONFIG_PATHS}:
+    if not _CONFIGS_ADDED:
         open_clip.add_model_config(CONFIG_DIR)
+        _CONFIGS_ADDED = True
     return open_clip
 
 
 def list_pretrained() -> list[tuple[str, str]]:
     """(model, tag) pairs: ovss's embedded weights first, then open_clip's table."""
-    open_clip = _open_clip()
+    open_clip = open_clip_with_ovss_configs()
     embedded = [(m, t) for m, tags in EMBEDDED_WEIGHTS.items() for t in tags]
     return embedded + list(open_clip.list_pretrained())
 
@@ -105,7 +111,7 @@ def load_model(
 
     With no name, the embedded default (ovss-tiny trained on ShapesWorld) is loaded.
     """
-    open_clip = _open_clip()
+    open_clip = open_clip_with_ovss_configs()
     if name is None:
         name, pretrained = DEFAULT_MODEL if pretrained is None else (DEFAULT_MODEL[0], pretrained)
     check_model_name(name)
@@ -120,13 +126,13 @@ def load_model(
         pretrained = next(iter(EMBEDDED_WEIGHTS[name]))
 
     if pretrained.lower() in RANDOM_TAGS:
-        clip = _create(open_clip, name)
+        clip = create_architecture(open_clip, name)
         source = "random initialisation"
     elif name in EMBEDDED_WEIGHTS and pretrained in EMBEDDED_WEIGHTS[name]:
         path = WEIGHTS_DIR / EMBEDDED_WEIGHTS[name][pretrained]
         if not path.exists():
             raise OvssError(f"embedded weights {path.name} are missing from the install; reinstall ovss or run 'ovss world train'")
-        clip = _create(open_clip, name)
+        clip = create_architecture(open_clip, name)
         _load_into(clip, read_checkpoint(path), str(path))
         source = f"embedded ({path.name})"
     elif Path(pretrained).expanduser().exists() or _looks_like_path(pretrained):
@@ -134,7 +140,7 @@ def load_model(
         if not path.exists():
             raise OvssError(f"checkpoint not found: {path} (check the path)")
         state, is_openai = read_checkpoint(path, return_kind=True)
-        clip = _create(open_clip, name, quick_gelu=is_openai)
+        clip = create_architecture(open_clip, name, quick_gelu=is_openai)
         _load_into(clip, state, str(path))
         source = f"file {path}"
     else:
@@ -161,7 +167,7 @@ def load_model(
 
 def check_model_name(name: str) -> None:
     """An unknown architecture name is one line, with the closest spelling where there is one."""
-    models = _open_clip().list_models()
+    models = open_clip_with_ovss_configs().list_models()
     if name not in models:
         close = [m for m in models if name.lower().replace("/", "-") == m.lower()]
         hint = f" (did you mean {close[0]}?)" if close else " (run 'ovss models' to list them)"
@@ -196,7 +202,7 @@ def _looks_like_path(text: str) -> bool:
     return any(s in text for s in ("/", "\\")) or text.endswith((".pt", ".pth", ".bin", ".safetensors", ".ckpt"))
 
 
-def _create(open_clip, name: str, quick_gelu: bool = False) -> torch.nn.Module:
+def create_architecture(open_clip, name: str, quick_gelu: bool = False) -> torch.nn.Module:
     """The architecture with random weights (open_clip's warning about that is silenced)."""
     root = logging.getLogger()
     level = root.level
@@ -289,7 +295,7 @@ def _load_into(clip: torch.nn.Module, state: dict, where: str) -> None:
 
 def model_config(name: str) -> dict:
     """The architecture of ``name`` as data (open_clip's JSON config)."""
-    open_clip = _open_clip()
+    open_clip = open_clip_with_ovss_configs()
     cfg = open_clip.get_model_config(name)
     if cfg is None:
         raise OvssError(f"unknown model '{name}' (run 'ovss models' to list them)")

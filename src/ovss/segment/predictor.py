@@ -6,6 +6,7 @@ batch; ``predict`` turns the cached patch features into per-class scores for any
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -17,6 +18,16 @@ from ..model import ClipModel, load_model
 from ..text import ClassList, TextEncoder, parse_classes
 from .presets import Preset, default_preset, get_preset
 from .sliding import pad_to_multiple, resized_size, window_boxes
+
+
+class PromptAddition(Protocol):
+    """Learned prompts a ``Segmenter`` runs with: they make its encoders and describe themselves."""
+
+    def dense_encoder(self, visual, head) -> DenseEncoder: ...
+
+    def text_encoder(self, model: ClipModel) -> TextEncoder: ...
+
+    def describe(self) -> dict: ...
 
 
 @dataclass
@@ -54,8 +65,11 @@ class Segmenter:
         preset: str | Preset | None = None,
         dataset: str | None = None,
         device: str | torch.device | None = None,
+        prompts: "PromptAddition | None" = None,
         **overrides,
     ):
+        """``prompts``: learned prompts to run with (e.g. ``ovss.domain.load_prompt_addition``); they
+        build the dense and text encoders here, so nothing rewires the segmenter afterwards."""
         self.model = model if model is not None else load_model()
         if device is not None:
             self.model.clip.to(device)
@@ -63,8 +77,13 @@ class Segmenter:
         # ``settings()`` records the head that ran (resume and reports compare these settings)
         self.preset = get_preset(preset or default_preset(self.model, dataset), dataset).with_overrides(head=head, **overrides)
         self.head = get_head(self.preset.head)
-        self.encoder = DenseEncoder(self.model.visual, self.head)
-        self.text = TextEncoder(self.model)
+        self.prompts = prompts
+        if prompts is None:
+            self.encoder = DenseEncoder(self.model.visual, self.head)
+            self.text = TextEncoder(self.model)
+        else:
+            self.encoder = prompts.dense_encoder(self.model.visual, self.head)
+            self.text = prompts.text_encoder(self.model)
         mean = torch.tensor(self.model.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.model.std).view(1, 3, 1, 1)
         self._mean, self._std = mean, std
@@ -76,8 +95,9 @@ class Segmenter:
 
     def settings(self) -> dict:
         """Every setting that changes the numbers, as it ran: the preset's values after the chosen
-        head and overrides replaced them, and the model."""
-        return {**self.preset.settings(), **self.model.describe()}
+        head and overrides replaced them, the model, and the prompts when there are any."""
+        extra = {"prompts": self.prompts.describe()} if self.prompts is not None else {}
+        return {**self.preset.settings(), **self.model.describe(), **extra}
 
     # image side -----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from ..files import write_json, write_text
 def run_iou_single(model, datasets: Sequence[SegDataset], out: str | os.PathLike, sources: Sequence[str],
                    head: str | None = None, preset: str | None = None, progress: bool = True) -> str:
     """Evaluate every source on every dataset; return (and write) the Markdown table."""
-    from ..concepts import evaluate_iou_single
+    from .openworld import evaluate_iou_single
     from ..segment import Segmenter, default_preset
 
     out = Path(out)

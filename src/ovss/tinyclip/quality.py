@@ -8,9 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .classes import CLASSES, OBJECTS, SYNONYMS
-from .export import scene_seed
-from .scene import make_object_image, make_scene
+from ..world.classes import CLASSES, OBJECTS, SYNONYMS
+from ..world.export import scene_seed
+from ..world.scene import make_object_image, make_scene
 
 EVAL_SEED = 1  # `ovss world make --seed 1 --split val` writes the same scenes
 

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from ..files import atomic_write, write_json
-from .captions import caption_for
-from .train_config import TrainConfig
-from .classes import OBJECT_COLORS, OBJECTS, STYLES
-from .scene import make_object_image, make_scene
+from ..world.captions import caption_for
+from ..world.classes import OBJECT_COLORS, OBJECTS, STYLES
+from ..world.scene import make_object_image, make_scene
+from .recipe import TrainConfig
 
 MODEL_NAME = "ovss-tiny"
 # Training scenes use seeds above every seed `ovss world make` gives (export seeds stay below 1e10),
@@ -200,14 +200,14 @@ def train_tiny_clip(out: str | Path, cfg: TrainConfig | None = None, progress: b
     from tqdm import tqdm
 
     from ..adaptation.mlmp import fused_layers
-    from ..model.loading import _create, _open_clip, compact_state_dict
+    from ..model.loading import compact_state_dict, create_architecture, open_clip_with_ovss_configs
     from ..text.templates import SEVEN, get_templates
 
     cfg = cfg or TrainConfig()
     out = Path(out)
     torch.manual_seed(cfg.seed)
-    open_clip = _open_clip()
-    model = _create(open_clip, MODEL_NAME)
+    open_clip = open_clip_with_ovss_configs()
+    model = create_architecture(open_clip, MODEL_NAME)
     tokenizer = open_clip.get_tokenizer(MODEL_NAME)
     model.train()
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
