@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..errors import OvssError
+from .resize import RESIZE_MODES
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,8 @@ class Preset:
 
     resize_short: scale so the short side is this (long side capped at ``max_long``), keep ratio.
     resize_to: (h, w) fixed size instead (the mlmp protocol). Neither: keep the image size.
+    resize_mode: "opencv" resizes uint8 images as uint8 with OpenCV bilinear (mmcv's imresize /
+    imrescale, as every mmseg-based protocol does); "torch" resizes normalised floats with torch.
     crop / stride: sliding window in pixels; crop None: the whole image in one forward.
     logit_scale: multiplies cosine similarities before the softmax over queries.
     prob_thd: pixels whose best class probability is below it become class 0 (background).
@@ -28,6 +31,7 @@ class Preset:
     resize_short: int | None = None
     max_long: int = 2048
     resize_to: tuple[int, int] | None = None
+    resize_mode: str = "opencv"
     crop: int | None = 224
     stride: int | None = 112
     logit_scale: float = 50.0
@@ -50,6 +54,9 @@ class Preset:
         unknown = [k for k in overrides if k not in self.__dataclass_fields__]
         if unknown:
             raise OvssError(f"unknown preset setting '{unknown[0]}'; known: {', '.join(self.__dataclass_fields__)}")
+        mode = overrides.get("resize_mode")
+        if mode is not None and mode not in RESIZE_MODES:
+            raise OvssError(f"unknown resize_mode '{mode}'; choose one of: {', '.join(RESIZE_MODES)}")
         return replace(self, **overrides)
 
     def settings(self) -> dict:
