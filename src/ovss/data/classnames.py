@@ -22,7 +22,8 @@ def _key(name: str) -> str:
 def read_class_file(path: str | os.PathLike) -> list[list[str]]:
     """Read a class-name file as ``[[name, synonym, ...], ...]`` in label order.
 
-    Empty lines are skipped. Two classes with the same (first) name are an error. A synonym
+    Empty lines and comment lines (first non-space character ``#``, e.g. a file's source) are
+    skipped. Two classes with the same (first) name are an error. A synonym
     shared by two classes is allowed, as in the published files (SCLIP's COCO-Object list has
     "bed" among the background synonyms and as a class): both classes then score it.
     """
@@ -36,7 +37,7 @@ def read_class_file(path: str | os.PathLike) -> list[list[str]]:
     classes: list[list[str]] = []
     seen: dict[str, int] = {}  # normalised first name -> line number
     for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
         names: list[str] = []
         for raw in line.split(","):
@@ -72,3 +73,20 @@ def class_names(dataset: str, root: str | os.PathLike | None = None) -> list[lis
             raise OvssError(f"{spec.name} lists its classes in ROOT/{spec.class_file}; pass the dataset root")
         return read_class_file(resolve_root(spec, root) / spec.class_file)
     return read_class_file(CLASSNAMES_DIR / spec.class_file)
+
+
+def protocol_class_file(dataset: str, class_set: str | None) -> Path | None:
+    """The class file a published protocol uses for ``dataset`` instead of ovss's own, or None.
+
+    ``class_set`` names a folder of ``classnames/`` (``mlmp``: MLMP's ``utils/class_extensions``
+    lists); a dataset that protocol has no list for keeps its own file (None is returned).
+    """
+    if not class_set:
+        return None
+    from .datasets import get_spec  # late import: datasets imports this module
+
+    spec = get_spec(dataset)
+    if spec.classes_in_root:
+        return None
+    path = CLASSNAMES_DIR / class_set / spec.class_file
+    return path if path.is_file() else None

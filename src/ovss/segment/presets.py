@@ -24,6 +24,8 @@ class Preset:
     prob_thd: pixels whose best class probability is below it become class 0 (background).
     area_thd: classes covering less than this share of the image are dropped (SCLIP on VOC21).
     eval_at_input_size: compare with ground truth resized (nearest) to the input size (mlmp).
+    class_set: the protocol's own class-name files (``ovss/data/classnames/<class_set>/``) replace
+    the dataset's where that protocol has one (mlmp: MLMP's lists); None: the dataset's files.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Preset:
     templates: str = "imagenet80"
     pamr: bool = False
     eval_at_input_size: bool = False
+    class_set: str | None = None
     per_dataset: dict = field(default_factory=dict, compare=False, hash=False)
     description: str = ""
 
@@ -103,7 +106,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "mlmp": Preset(
         "mlmp", head="naclip", resize_to=(224, 224), crop=224, stride=112, logit_scale=100.0,
-        templates="seven", eval_at_input_size=True,
+        templates="seven", eval_at_input_size=True, class_set="mlmp",
         per_dataset={"cityscapes": dict(resize_to=(560, 1120))},
         description="MLMP benchmark: resize to 224x224, ground truth resized with nearest",
     ),
