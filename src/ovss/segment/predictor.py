@@ -5,7 +5,7 @@ batch; ``predict`` turns the cached patch features into per-class scores for any
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from ..errors import OvssError
 from ..model import ClipModel, load_model
 from ..text import ClassList, TextEncoder, parse_classes
 from .presets import Preset, get_preset
+from .protocol import checkpoint_logit_scale
 from .resize import resize_bilinear_uint8
 from .sliding import pad_to_multiple, resized_size, window_boxes
 
@@ -61,6 +62,8 @@ class Segmenter:
         if device is not None:
             self.model.clip.to(device)
         self.preset = get_preset(preset, dataset).with_overrides(**overrides)
+        if self.preset.logit_scale_from_checkpoint and overrides.get("logit_scale") is None:
+            self.preset = replace(self.preset, logit_scale=checkpoint_logit_scale(self.model))
         self.head = get_head(head or self.preset.head)
         self.encoder = DenseEncoder(self.model.visual, self.head)
         self.text = TextEncoder(self.model)

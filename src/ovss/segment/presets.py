@@ -21,6 +21,8 @@ class Preset:
     imrescale, as every mmseg-based protocol does); "torch" resizes normalised floats with torch.
     crop / stride: sliding window in pixels; crop None: the whole image in one forward.
     logit_scale: multiplies cosine similarities before the softmax over queries.
+    logit_scale_from_checkpoint: use the model's own ``logit_scale.exp()`` instead (MLMP's code);
+    the value used is what ``Segmenter.settings()`` records as logit_scale.
     prob_thd: pixels whose best class probability is below it become class 0 (background).
     area_thd: classes covering less than this share of the image are dropped (SCLIP on VOC21).
     eval_at_input_size: compare with ground truth resized (nearest) to the input size (mlmp).
@@ -37,6 +39,7 @@ class Preset:
     crop: int | None = 224
     stride: int | None = 112
     logit_scale: float = 50.0
+    logit_scale_from_checkpoint: bool = False
     prob_thd: float = 0.0
     area_thd: float = 0.0
     templates: str = "imagenet80"
@@ -106,7 +109,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "mlmp": Preset(
         "mlmp", head="naclip", resize_to=(224, 224), crop=224, stride=112, logit_scale=100.0,
-        templates="seven", eval_at_input_size=True, class_set="mlmp",
+        logit_scale_from_checkpoint=True, templates="seven", eval_at_input_size=True, class_set="mlmp",
         per_dataset={"cityscapes": dict(resize_to=(560, 1120))},
         description="MLMP benchmark: resize to 224x224, ground truth resized with nearest",
     ),
