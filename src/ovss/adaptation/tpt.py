@@ -92,7 +92,7 @@ class TPT(TestTimeAdaptation):
             ids = segmenter.text.tokenize([self.ctx_init])[0]
             n_ctx = int(ids.argmax()) - 1  # tokens between the start and end tokens
             with torch.no_grad():
-                init = tower.token_embedding(ids[1 : 1 + n_ctx].to(segmenter.device)).detach().clone()
+                init = tower.token_embedding(ids[1 : 1 + n_ctx].to(segmenter.device)).detach().clone().float()  # fp32 even under fp16 weights, as MLMP's
             self._ctx = {key: nn.Parameter(init)}
         return {"ctx": self._ctx[key]}
 

@@ -16,7 +16,7 @@ from ..errors import OvssError
 from ..model import ClipModel, load_model
 from ..text import ClassList, TextEncoder, parse_classes
 from .presets import Preset, get_preset
-from .protocol import checkpoint_logit_scale
+from .protocol import FP16_LN_FP32, checkpoint_logit_scale, fp16_with_fp32_layernorm
 from .resize import resize_bilinear_uint8
 from .sliding import pad_to_multiple, resized_size, window_boxes
 
@@ -64,6 +64,9 @@ class Segmenter:
         self.preset = get_preset(preset, dataset).with_overrides(**overrides)
         if self.preset.logit_scale_from_checkpoint and overrides.get("logit_scale") is None:
             self.preset = replace(self.preset, logit_scale=checkpoint_logit_scale(self.model))
+        if self.preset.cuda_precision == FP16_LN_FP32 and self.device.type == "cuda":
+            if self.model.info.get("precision") != FP16_LN_FP32:
+                fp16_with_fp32_layernorm(self.model)  # MLMP's CUDA setting; recorded in model.describe()
         self.head = get_head(head or self.preset.head)
         self.encoder = DenseEncoder(self.model.visual, self.head)
         self.text = TextEncoder(self.model)

@@ -26,6 +26,8 @@ class Preset:
     prob_thd: pixels whose best class probability is below it become class 0 (background).
     area_thd: classes covering less than this share of the image are dropped (SCLIP on VOC21).
     eval_at_input_size: compare with ground truth resized (nearest) to the input size (mlmp).
+    cuda_precision: "fp32", or "fp16-ln-fp32" (fp16 weights, LayerNorm in fp32: the precision of
+    MLMP's published CUDA numbers), applied to the model when it runs on CUDA; CPU stays fp32.
     class_set: the protocol's own class-name files (``ovss/data/classnames/<class_set>/``) replace
     the dataset's where that protocol has one (mlmp: MLMP's lists); None: the dataset's files.
     """
@@ -46,6 +48,7 @@ class Preset:
     pamr: bool = False
     eval_at_input_size: bool = False
     class_set: str | None = None
+    cuda_precision: str = "fp32"
     per_dataset: dict = field(default_factory=dict, compare=False, hash=False)
     description: str = ""
 
@@ -63,6 +66,9 @@ class Preset:
         mode = overrides.get("resize_mode")
         if mode is not None and mode not in RESIZE_MODES:
             raise OvssError(f"unknown resize_mode '{mode}'; choose one of: {', '.join(RESIZE_MODES)}")
+        precision = overrides.get("cuda_precision")
+        if precision is not None and precision not in ("fp32", "fp16-ln-fp32"):
+            raise OvssError(f"unknown cuda_precision '{precision}'; choose fp32 or fp16-ln-fp32")
         return replace(self, **overrides)
 
     def settings(self) -> dict:
@@ -110,6 +116,7 @@ PRESETS: dict[str, Preset] = {
     "mlmp": Preset(
         "mlmp", head="naclip", resize_to=(224, 224), crop=224, stride=112, logit_scale=100.0,
         logit_scale_from_checkpoint=True, templates="seven", eval_at_input_size=True, class_set="mlmp",
+        cuda_precision="fp16-ln-fp32",
         per_dataset={"cityscapes": dict(resize_to=(560, 1120))},
         description="MLMP benchmark: resize to 224x224, ground truth resized with nearest",
     ),
