@@ -47,6 +47,7 @@ import torch.utils.data
 
 from ..adaptation import AdaptationMethod, get_method
 from ..corruptions import ALL_SCENARIOS, CORRUPTION_NAMES, SEVERITIES, corrupt
+from ..corruptions.frost import frost_source
 from ..data import DATASETS, SegDataset, protocol_class_file, read_class_file
 from ..errors import OvssError
 from ..files import atomic_write, write_json
@@ -443,6 +444,7 @@ def run_benchmark(
                         "limit": limit, "images": len(ds), "corruption": c,
                         "severity": None if c == "original" else severity,
                         "method": method.name, "hparams": method.hparams(), "seed": seed,
+                        **({"frost": frost_source()} if c == "frost" else {}),
                     })
                     plan.append((ds, seg, method, sc))
 
