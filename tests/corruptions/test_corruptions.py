@@ -10,6 +10,8 @@ from io import BytesIO
 
 import numpy as np
 import pytest
+
+from ovss.corruptions.frost import reference_source
 from PIL import Image, ImageDraw
 
 from ovss.corruptions import (
@@ -124,6 +126,10 @@ def _decorrelation(name: str, severity: int) -> float:
 # agreement tests): glass_blur 3 runs three passes at max_delta 2, 4 two passes at max_delta 3;
 # fog 3 and 4 share strength 2.5 and differ only in the fractal's roughness.
 ALLOWED_DIPS = {"glass_blur": {3}, "fog": {3}}
+# With ImageNet-C's frost pictures installed (ovss[frost]), each severity draws its own picture
+# and crop, and severities 3 and 4 blend almost alike (0.7/0.7, 0.65/0.7): the picture decides.
+if reference_source() is not None:
+    ALLOWED_DIPS["frost"] = {3}
 
 
 @pytest.mark.parametrize("name", CORRUPTION_NAMES)

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import OvssError
 from ..segment.predictor import EncodedImage
+from ..segment.protocol import checkpoint_logit_scale
 from ..text import ClassList, get_templates, parse_classes
 from .base import AdaptationMethod, PeakMemory, _sync
 
@@ -156,7 +157,7 @@ class TestTimeAdaptation(AdaptationMethod):
     batch_size = 2
 
     def __init__(self, steps: int = 10, lr: float = 1e-3, optimizer: str = "adam", episodic: bool = True,
-                 batch_size: int = 2, logit_scale: float = 100.0, templates: str | list[str] | None = None):
+                 batch_size: int = 2, logit_scale: float | str = 100.0, templates: str | list[str] | None = None):
         self.steps = _positive_int(steps, f"{self.name}: steps", 0)
         self.batch_size = _positive_int(batch_size, f"{self.name}: batch_size")
         if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
@@ -166,7 +167,15 @@ class TestTimeAdaptation(AdaptationMethod):
             raise OvssError(f"{self.name}: unknown optimizer '{optimizer}'; choose from: {', '.join(OPTIMIZERS)}")
         self.optimizer = optimizer
         self.episodic = bool(episodic)
-        self.logit_scale = float(logit_scale)
+        if logit_scale == "checkpoint":  # the model's logit_scale.exp(), resolved on every call (MLMP's code)
+            self.logit_scale_setting: float | str = "checkpoint"
+            self.logit_scale = 100.0
+        else:
+            try:
+                self.logit_scale = self.logit_scale_setting = float(logit_scale)
+            except (TypeError, ValueError):
+                raise OvssError(f"{self.name}: logit_scale must be a number or 'checkpoint', got {logit_scale!r}") from None
+        self.protocol: str | None = None  # set by get_method when a protocol chose the defaults
         self.templates = None if templates is None else get_templates(templates)
         self.last_losses: list[float] = []
         self._online: tuple[int, ParamSnapshot, dict] | None = None
@@ -174,8 +183,8 @@ class TestTimeAdaptation(AdaptationMethod):
 
     def hparams(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "steps": self.steps, "lr": self.lr, "optimizer": self.optimizer,
-                "episodic": self.episodic, "logit_scale": self.logit_scale,
-                "templates": list(self.templates) if self.templates else None}
+                "episodic": self.episodic, "logit_scale": self.logit_scale_setting,
+                "templates": list(self.templates) if self.templates else None, "protocol": self.protocol}
 
     # hooks -------------------------------------------------------------------------------------
 
@@ -224,6 +233,8 @@ class TestTimeAdaptation(AdaptationMethod):
         if len(images) != len(output_sizes):
             raise OvssError(f"{self.name}: got {len(images)} images but {len(output_sizes)} output sizes")
         classes = parse_classes(classes)
+        if self.logit_scale_setting == "checkpoint":
+            self.logit_scale = checkpoint_logit_scale(segmenter.model)
         device = segmenter.device
         batch = prepare_batch(segmenter, images)
         params = self.trainable(segmenter)

@@ -67,18 +67,20 @@ class TPT(TestTimeAdaptation):
     title = "TPT"
 
     def __init__(self, views: int = 64, select_ratio: float = 0.1, ctx_init: str = "a photo of a",
-                 chunk: int = 64, **kwargs):
+                 chunk: int = 64, suffix: str = ".", **kwargs):
         super().__init__(**kwargs)
         if isinstance(views, bool) or not isinstance(views, int) or views < 1:
             raise OvssError(f"tpt: views must be a positive integer, got {views!r}")
         if not 0 < float(select_ratio) <= 1:
             raise OvssError(f"tpt: select_ratio must be in (0, 1], got {select_ratio!r}")
         self.views, self.select_ratio, self.ctx_init = views, float(select_ratio), ctx_init
+        self.suffix = str(suffix)  # after the class name: "." (CLIP's prompts) or "" (MLMP's "a photo of a {}")
         self.chunk = max(1, int(chunk))
         self._ctx: dict[int, nn.Parameter] = {}
 
     def hparams(self):
-        return {**super().hparams(), "views": self.views, "select_ratio": self.select_ratio, "ctx_init": self.ctx_init}
+        return {**super().hparams(), "views": self.views, "select_ratio": self.select_ratio, "ctx_init": self.ctx_init,
+                "suffix": self.suffix}
 
     def trainable(self, segmenter) -> dict[str, nn.Parameter]:
         """The context embeddings, created once per model from the words of ``ctx_init``."""
@@ -90,13 +92,13 @@ class TPT(TestTimeAdaptation):
             ids = segmenter.text.tokenize([self.ctx_init])[0]
             n_ctx = int(ids.argmax()) - 1  # tokens between the start and end tokens
             with torch.no_grad():
-                init = tower.token_embedding(ids[1 : 1 + n_ctx].to(segmenter.device)).detach().clone()
+                init = tower.token_embedding(ids[1 : 1 + n_ctx].to(segmenter.device)).detach().clone().float()  # fp32 even under fp16 weights, as MLMP's
             self._ctx = {key: nn.Parameter(init)}
         return {"ctx": self._ctx[key]}
 
     def prompted_text(self, segmenter, classes, ctx: torch.Tensor) -> torch.Tensor:
-        """Normalised query embeddings (Q x E) of "<ctx> query." with the learned context."""
-        tokens = segmenter.text.tokenize([f"{self.ctx_init} {q}." for q in classes.queries]).to(segmenter.device)
+        """Normalised query embeddings (Q x E) of "<ctx> query<suffix>" with the learned context."""
+        tokens = segmenter.text.tokenize([f"{self.ctx_init} {q}{self.suffix}" for q in classes.queries]).to(segmenter.device)
         return F.normalize(segmenter.text.encode_tokens(tokens, prompts=[ctx]).float(), dim=-1)
 
     def adapt(self, segmenter, batch, classes, params, optimizer):

@@ -32,6 +32,9 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", default=None,
                    help="inference protocol (default: shapesworld for the embedded model on shapesworld, else naclip)")
     p.add_argument("--methods", default="none", help="adaptation methods, comma-separated (default: none)")
+    p.add_argument("--method-args", default=None, metavar="M.NAME=V[,...]",
+                   help="per-method hyper-parameters, e.g. tent.lr=1e-4,watt.rounds=3 (recorded in every result); "
+                        "with --preset mlmp the methods start from MLMP's own settings (text, steps, layout)")
     p.add_argument("--metric", default="miou", choices=("miou", "iou-single"),
                    help="miou: the corruption x method grid; iou-single: open-world queries on clean images (default: miou)")
     p.add_argument("--concepts", default="background,cooc,oracle",
@@ -62,7 +65,7 @@ def _split(text: str | None, what: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..adaptation import get_method
+    from ..adaptation import get_method, parse_method_args
     from ..evaluation.report import write_report
     from ..evaluation.runner import (
         check_severity, open_dataset, parse_corruptions, parse_seeds, run_benchmark, setup_distributed,
@@ -86,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
     corruptions = parse_corruptions(args.corruptions)
     severity = check_severity(args.severity)
     seeds = parse_seeds(args.seeds)
-    methods = [get_method(m) for m in _split(args.methods, "--methods")]
+    method_names = [m.lower() for m in _split(args.methods, "--methods")]
+    method_args = parse_method_args(args.method_args, method_names)
+    methods = [get_method(m, protocol=args.preset, **method_args[m]) for m in method_names]
     if args.limit is not None and args.limit < 1:
         raise OvssError(f"--limit must be a positive number of images, got {args.limit}")
     if args.workers < 0:

@@ -7,9 +7,10 @@ data-loader worker, without storing corrupted copies on disk.
 
 The definitions follow ``imagecorruptions`` (the any-size port of ImageNet-C that MLMP uses); see
 ``ovss.corruptions.imagenet_c`` for the few deliberate differences. The notable one: **frost uses
-procedural frost textures** (``ovss.corruptions.frost``) instead of the reference's photographs,
-which we cannot redistribute, so frost numbers are comparable in kind but not bit-identical to
-published ImageNet-C/MLMP frost results.
+ImageNet-C's frost pictures when a package that ships them is installed** (``pip install ovss[frost]``:
+imagecorruptions-imaug; read from that package, not copied into ovss), else procedural frost textures
+(``ovss.corruptions.frost``), comparable in kind but not bit-identical to published ImageNet-C/MLMP
+frost results; ``frost.frost_source()`` says which runs, and bench results record it.
 """
 
 from __future__ import annotations

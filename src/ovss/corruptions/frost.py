@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -86,3 +87,49 @@ def frost_texture(index: int) -> np.ndarray:
     value = np.clip(value, 0.0, 1.0)
     rgb = value[..., None] * _TINT * 255.0
     return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- the reference pictures
+
+# ImageNet-C's frost photographs, in the order its code lists them; it draws from the first five.
+REFERENCE_PICTURES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
+REFERENCE_DRAWN = 5
+
+
+@lru_cache(maxsize=1)
+def reference_source() -> tuple[str, str] | None:
+    """(distribution and version, folder) of the installed package that ships ImageNet-C's frost
+    pictures (``pip install ovss[frost]`` installs imagecorruptions-imaug), or None: procedural."""
+    import importlib.util
+    from importlib import metadata
+    spec = importlib.util.find_spec("imagecorruptions")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "frost"
+    if not all((folder / name).is_file() for name in REFERENCE_PICTURES[:REFERENCE_DRAWN]):
+        return None
+    for dist in ("imagecorruptions-imaug", "imagecorruptions"):
+        try:
+            return f"{dist}=={metadata.version(dist)}", str(folder)
+        except metadata.PackageNotFoundError:
+            continue
+    return "imagecorruptions (version unknown)", str(folder)
+
+
+def frost_source() -> str:
+    """What frost uses in this process, as results record it."""
+    ref = reference_source()
+    return f"pictures from {ref[0]}" if ref else "procedural textures (install ovss[frost] for the reference pictures)"
+
+
+@lru_cache(maxsize=REFERENCE_DRAWN)
+def reference_picture(index: int) -> np.ndarray:
+    """Reference frost picture ``index`` as uint8 RGB (read, never copied into ovss)."""
+    import cv2
+
+    ref = reference_source()
+    if ref is None:
+        raise ValueError("no package with the frost pictures is installed")
+    bgr = cv2.imread(str(Path(ref[1]) / REFERENCE_PICTURES[index]))
+    return np.ascontiguousarray(bgr[..., ::-1])
+

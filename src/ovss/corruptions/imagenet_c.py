@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage, signal
 
-from .frost import NUM_TEXTURES, frost_texture
+from .frost import NUM_TEXTURES, REFERENCE_DRAWN, frost_texture, reference_picture, reference_source
 
 Rng = np.random.Generator
 
@@ -334,6 +334,8 @@ def snow(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
 
 def frost(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
     keep, amount = ((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))[severity - 1]
+    if reference_source() is not None:
+        return _frost_pictures(image, keep, amount, rng)
     texture = frost_texture(int(rng.integers(NUM_TEXTURES)))
     th, tw = texture.shape[:2]
     h, w = image.shape[:2]
@@ -341,6 +343,23 @@ def frost(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
     factor = 1.1 * max(1.0, h / th, w / tw)
     new_w, new_h = int(np.ceil(tw * factor)), int(np.ceil(th * factor))
     scaled = np.asarray(Image.fromarray(texture).resize((new_w, new_h), Image.Resampling.BICUBIC))
+    top = int(rng.integers(0, max(new_h - h, 1)))
+    left = int(rng.integers(0, max(new_w - w, 1)))
+    crop = scaled[top : top + h, left : left + w]
+    return _to_uint8(keep * image.astype(np.float64) + amount * crop)
+
+
+def _frost_pictures(image: np.ndarray, keep: float, amount: float, rng: Rng) -> np.ndarray:
+    """ImageNet-C's frost maths on its pictures: one of the first five, scaled (bicubic, OpenCV) so
+    that it covers the image with 10 % to spare, cropped at random, blended, clipped."""
+    import cv2
+
+    picture = reference_picture(int(rng.integers(REFERENCE_DRAWN)))
+    ph, pw = picture.shape[:2]
+    h, w = image.shape[:2]
+    factor = max(1.0, h / ph if ph < h else 1.0, w / pw if pw < w else 1.0) * 1.1
+    new_w, new_h = int(np.ceil(pw * factor)), int(np.ceil(ph * factor))
+    scaled = cv2.resize(picture, (new_w, new_h), interpolation=cv2.INTER_CUBIC)
     top = int(rng.integers(0, max(new_h - h, 1)))
     left = int(rng.integers(0, max(new_w - w, 1)))
     crop = scaled[top : top + h, left : left + w]

@@ -73,3 +73,20 @@ def class_names(dataset: str, root: str | os.PathLike | None = None) -> list[lis
             raise OvssError(f"{spec.name} lists its classes in ROOT/{spec.class_file}; pass the dataset root")
         return read_class_file(resolve_root(spec, root) / spec.class_file)
     return read_class_file(CLASSNAMES_DIR / spec.class_file)
+
+
+def protocol_class_file(dataset: str, class_set: str | None) -> Path | None:
+    """The class file a published protocol uses for ``dataset`` instead of ovss's own, or None.
+
+    ``class_set`` names a folder of ``classnames/`` (``mlmp``: MLMP's ``utils/class_extensions``
+    lists); a dataset that protocol has no list for keeps its own file (None is returned).
+    """
+    if not class_set:
+        return None
+    from .datasets import get_spec  # late import: datasets imports this module
+
+    spec = get_spec(dataset)
+    if spec.classes_in_root:
+        return None
+    path = CLASSNAMES_DIR / class_set / spec.class_file
+    return path if path.is_file() else None

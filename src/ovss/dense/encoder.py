@@ -96,7 +96,7 @@ class DenseEncoder(nn.Module):
     def embed(self, images: torch.Tensor, rule: str | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
         """Patch embedding + class token + (resized) position embedding + ln_pre."""
         v = self.visual
-        x = v.conv1(images)
+        x = v.conv1(images.to(v.conv1.weight.dtype))  # fp16 weights (the mlmp protocol on CUDA) take fp16 input
         grid = (x.shape[-2], x.shape[-1])
         x = x.flatten(2).transpose(1, 2)
         cls = v.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], 1, -1)

@@ -47,7 +47,8 @@ import torch.utils.data
 
 from ..adaptation import AdaptationMethod, get_method
 from ..corruptions import ALL_SCENARIOS, CORRUPTION_NAMES, SEVERITIES, corrupt
-from ..data import DATASETS, SegDataset
+from ..corruptions.frost import frost_source
+from ..data import DATASETS, SegDataset, protocol_class_file, read_class_file
 from ..errors import OvssError
 from ..files import atomic_write, write_json
 from ..segment import Preset, Segmenter, default_preset
@@ -500,6 +501,7 @@ def run_benchmark(
                         "limit": limit, "images": len(ds), "corruption": c,
                         "severity": None if c == "original" else severity,
                         "method": method.name, "hparams": method.hparams(), "seed": seed,
+                        **({"frost": frost_source()} if c == "frost" else {}),
                     })
                     plan.append((ds, seg, method, sc))
 
@@ -547,10 +549,23 @@ def run_benchmark(
     return results if rank == 0 else []
 
 
+def protocol_classes(ds: SegDataset, preset: Preset) -> tuple[list[list[str]], str]:
+    """The class list a scenario queries and where it comes from: the preset's protocol list for
+    the dataset (``Preset.class_set``, e.g. MLMP's own files) if it has one, else the dataset's."""
+    path = protocol_class_file(ds.spec.name, preset.class_set)
+    if path is None:
+        return ds.classes, "dataset"
+    classes = read_class_file(path)
+    if len(classes) != len(ds.classes):
+        raise OvssError(f"{path} lists {len(classes)} classes but {ds.spec.name} has {len(ds.classes)}; "
+                        "the protocol's list must follow the dataset's label order")
+    return classes, f"{preset.class_set}/{path.name}"
+
+
 def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: Scenario, severity: int,
                   workers: int, checkpoint_every: int, bar, model_info: dict, vers: dict) -> dict:
     rank, world = _rank_world()
-    classes = ds.classes
+    classes, class_source = protocol_classes(ds, seg.preset)
     cm = ConfusionMatrix(ds.num_classes, ds.ignore_index)
     mine = rank_indices(len(ds), method.batch_size, rank, world)
     seconds = model_seconds = 0.0
@@ -593,7 +608,7 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
     if rank != 0:
         return {}
     metrics = cm.compute()
-    names = [c[0] for c in classes]
+    names = [c[0] for c in ds.classes]  # metric keys: the dataset's names, whichever list was queried
     result = {
         "scenario": {"dataset": sc.dataset, "method": sc.method, "corruption": sc.corruption, "seed": sc.seed},
         "metrics": {
@@ -604,7 +619,8 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
         "settings": sc.settings,
         "model": {"name": model_info.get("model"), "pretrained": model_info.get("pretrained"),
                   "weights": model_info.get("weights")},
-        "data": {"root": str(ds.root), "classes": [list(c) for c in classes], "ignore_index": ds.ignore_index},
+        "data": {"root": str(ds.root), "classes": [list(c) for c in classes], "class_source": class_source,
+                 "ignore_index": ds.ignore_index},
         "versions": vers,
         "timing": {
             "seconds": seconds, "images": images, "seconds_per_image": seconds / max(images, 1),

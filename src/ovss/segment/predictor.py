@@ -5,7 +5,7 @@ batch; ``predict`` turns the cached patch features into per-class scores for any
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +17,8 @@ from ..errors import OvssError
 from ..model import ClipModel, load_model
 from ..text import ClassList, TextEncoder, parse_classes
 from .presets import Preset, default_preset, get_preset
+from .protocol import FP16_LN_FP32, checkpoint_logit_scale, fp16_with_fp32_layernorm
+from .resize import resize_bilinear_uint8
 from .sliding import pad_to_multiple, resized_size, window_boxes
 
 
@@ -76,6 +78,11 @@ class Segmenter:
         # the head is one of the preset's settings: a chosen head replaces the preset's, so that
         # ``settings()`` records the head that ran (resume and reports compare these settings)
         self.preset = get_preset(preset or default_preset(self.model, dataset), dataset).with_overrides(head=head, **overrides)
+        if self.preset.logit_scale_from_checkpoint and overrides.get("logit_scale") is None:
+            self.preset = replace(self.preset, logit_scale=checkpoint_logit_scale(self.model))
+        if self.preset.cuda_precision == FP16_LN_FP32 and self.device.type == "cuda":
+            if self.model.info.get("precision") != FP16_LN_FP32:
+                fp16_with_fp32_layernorm(self.model)  # MLMP's CUDA setting; recorded in model.describe()
         self.head = get_head(self.preset.head)
         self.prompts = prompts
         if prompts is None:
@@ -102,17 +109,27 @@ class Segmenter:
     # image side -----------------------------------------------------------------------------
 
     def preprocess(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 H x W x 3 -> 1 x 3 x h x w normalised, resized by the preset."""
+        """uint8 H x W x 3 -> 1 x 3 x h x w normalised, resized by the preset.
+
+        ``resize_mode`` "opencv" (every preset): uint8 images are resized as uint8 with OpenCV
+        bilinear, then normalised, as the mmseg pipelines do (see ``resize.py``). Float tensors,
+        and ``resize_mode`` "torch", are resized as floats with torch's bilinear.
+        """
         if isinstance(image, np.ndarray):
             if image.ndim != 3 or image.shape[2] != 3:
                 raise OvssError(f"expected an H x W x 3 RGB image, got shape {image.shape}; read files with ovss.files.read_rgb")
+        elif image.dtype == torch.uint8 and image.ndim in (3, 4):  # 3 x H x W or 1 x 3 x H x W
+            image = image.reshape(image.shape[-3:]).permute(1, 2, 0).cpu().numpy()
+        p = self.preset
+        h, w = image.shape[:2] if isinstance(image, np.ndarray) else image.shape[-2:]
+        th, tw = resized_size(h, w, p.resize_short, p.max_long, p.resize_to)
+        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and p.resize_mode == "opencv":
+            image = resize_bilinear_uint8(image, (th, tw))
+        if isinstance(image, np.ndarray):
             x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1)[None]
         else:
             x = image.float()[None] if image.ndim == 3 else image.float()
-        h, w = x.shape[-2:]
-        p = self.preset
-        th, tw = resized_size(h, w, p.resize_short, p.max_long, p.resize_to)
-        if (th, tw) != (h, w):
+        if tuple(x.shape[-2:]) != (th, tw):
             x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False)
         x = (x / 255.0 - self._mean) / self._std
         return x.to(self.device)

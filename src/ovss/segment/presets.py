@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..errors import OvssError
+from .resize import RESIZE_MODES
 
 
 @dataclass(frozen=True)
@@ -16,11 +17,19 @@ class Preset:
 
     resize_short: scale so the short side is this (long side capped at ``max_long``), keep ratio.
     resize_to: (h, w) fixed size instead (the mlmp protocol). Neither: keep the image size.
+    resize_mode: "opencv" resizes uint8 images as uint8 with OpenCV bilinear (mmcv's imresize /
+    imrescale, as every mmseg-based protocol does); "torch" resizes normalised floats with torch.
     crop / stride: sliding window in pixels; crop None: the whole image in one forward.
     logit_scale: multiplies cosine similarities before the softmax over queries.
+    logit_scale_from_checkpoint: use the model's own ``logit_scale.exp()`` instead (MLMP's code);
+    the value used is what ``Segmenter.settings()`` records as logit_scale.
     prob_thd: pixels whose best class probability is below it become class 0 (background).
     area_thd: classes covering less than this share of the image are dropped (SCLIP on VOC21).
     eval_at_input_size: compare with ground truth resized (nearest) to the input size (mlmp).
+    cuda_precision: "fp32", or "fp16-ln-fp32" (fp16 weights, LayerNorm in fp32: the precision of
+    MLMP's published CUDA numbers), applied to the model when it runs on CUDA; CPU stays fp32.
+    class_set: the protocol's own class-name files (``ovss/data/classnames/<class_set>/``) replace
+    the dataset's where that protocol has one (mlmp: MLMP's lists); None: the dataset's files.
     """
 
     name: str
@@ -28,14 +37,18 @@ class Preset:
     resize_short: int | None = None
     max_long: int = 2048
     resize_to: tuple[int, int] | None = None
+    resize_mode: str = "opencv"
     crop: int | None = 224
     stride: int | None = 112
     logit_scale: float = 50.0
+    logit_scale_from_checkpoint: bool = False
     prob_thd: float = 0.0
     area_thd: float = 0.0
     templates: str = "imagenet80"
     pamr: bool = False
     eval_at_input_size: bool = False
+    class_set: str | None = None
+    cuda_precision: str = "fp32"
     per_dataset: dict = field(default_factory=dict, compare=False, hash=False)
     description: str = ""
 
@@ -50,6 +63,12 @@ class Preset:
         unknown = [k for k in overrides if k not in self.__dataclass_fields__]
         if unknown:
             raise OvssError(f"unknown preset setting '{unknown[0]}'; known: {', '.join(self.__dataclass_fields__)}")
+        mode = overrides.get("resize_mode")
+        if mode is not None and mode not in RESIZE_MODES:
+            raise OvssError(f"unknown resize_mode '{mode}'; choose one of: {', '.join(RESIZE_MODES)}")
+        precision = overrides.get("cuda_precision")
+        if precision is not None and precision not in ("fp32", "fp16-ln-fp32"):
+            raise OvssError(f"unknown cuda_precision '{precision}'; choose fp32 or fp16-ln-fp32")
         return replace(self, **overrides)
 
     def settings(self) -> dict:
@@ -96,7 +115,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "mlmp": Preset(
         "mlmp", head="naclip", resize_to=(224, 224), crop=224, stride=112, logit_scale=100.0,
-        templates="seven", eval_at_input_size=True,
+        logit_scale_from_checkpoint=True, templates="seven", eval_at_input_size=True, class_set="mlmp",
+        cuda_precision="fp16-ln-fp32",
         per_dataset={"cityscapes": dict(resize_to=(560, 1120))},
         description="MLMP benchmark: resize to 224x224, ground truth resized with nearest",
     ),

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from ..errors import OvssError
 
-# The 7 templates of CLIP's ensemble used by MLMP (MLMP) and many zero-shot evaluations.
+# The 7 templates of CLIP's ensemble as MLMP's prompts.yaml writes them (exact strings: the first
+# has no period, github.com/dosowiechi/MLMP 2a887de); one character changes the text embedding.
 SEVEN = (
-    "itap of a {}.",
+    "itap of a {}",
     "a bad photo of the {}.",
     "a origami {}.",
     "a photo of the large {}.",
@@ -14,6 +15,8 @@ SEVEN = (
     "a photo of the small {}.",
 )
 SINGLE = ("a photo of a {}.",)
+# MLMP's REFERENCE_PROMPT (no period): the text of its TENT, TPT and CLIPArTT baselines.
+MLMP_REFERENCE = ("a photo of a {}",)
 
 
 def _imagenet80() -> tuple[str, ...]:
@@ -23,11 +26,12 @@ def _imagenet80() -> tuple[str, ...]:
     return tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)
 
 
-TEMPLATE_SETS = {"imagenet80": _imagenet80, "seven": lambda: SEVEN, "single": lambda: SINGLE, "name": lambda: ("{}",)}
+TEMPLATE_SETS = {"imagenet80": _imagenet80, "seven": lambda: SEVEN, "single": lambda: SINGLE,
+                 "mlmp_reference": lambda: MLMP_REFERENCE, "name": lambda: ("{}",)}
 
 
 def get_templates(name_or_list: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """A named set (imagenet80, seven, single, name) or an explicit list of '{}' templates."""
+    """A named set (imagenet80, seven, single, mlmp_reference, name) or an explicit list of '{}' templates."""
     if isinstance(name_or_list, (list, tuple)):
         templates = tuple(name_or_list)
         bad = [t for t in templates if t.count("{}") != 1]
