@@ -1,7 +1,6 @@
 """Every code block of the README runs as written: Python blocks are executed (in a folder holding
 the ``photo.jpg`` they read, a ShapesWorld scene), and every ``ovss`` command line of the shell
 blocks is parsed by the real argument parser, so a renamed or removed flag fails here."""
-import os
 import re
 import shlex
 from pathlib import Path

@@ -126,6 +126,16 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def finite_or_none(value: Any) -> Any:
+    """NaN (a class never seen, a metric with nothing to average) as None, JSON's null; numbers as
+    plain floats; anything else unchanged."""
+    if value is None:
+        return None
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    return value
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()

@@ -114,7 +114,9 @@ class TestSegmenter:
         image = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
         classes = parse_classes("boat, sky, grass")
         out = seg.predict(image, classes)
-        x = (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255 - seg._mean) / seg._std
+        mean = torch.tensor(tiny_random.mean).view(1, 3, 1, 1)
+        std = torch.tensor(tiny_random.std).view(1, 3, 1, 1)
+        x = (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255 - mean) / std
         with torch.no_grad():
             feats = F.normalize(seg.encoder(x).patch, dim=-1)
             text = seg.text.encode_classes(classes, seg.preset.templates)

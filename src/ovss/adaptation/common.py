@@ -81,11 +81,6 @@ class WindowBatch:
     groups: list[torch.Tensor]
     slices: list[tuple[int, int, int]]
 
-    @property
-    def num_windows(self) -> int:
-        return sum(g.shape[0] for g in self.groups)
-
-
 def prepare_batch(segmenter, images: list) -> WindowBatch:
     """Resize, normalise and cut every image into the preset's windows, grouped by window size."""
     encoded, by_shape, slices = [], {}, []
@@ -127,12 +122,6 @@ def template_embeddings(segmenter, classes: ClassList, templates) -> torch.Tenso
 def mean_of(values: list[torch.Tensor]) -> torch.Tensor:
     """Mean over all elements of several tensors (windows of different sizes weigh per element)."""
     return sum(v.sum() for v in values) / sum(v.numel() for v in values)
-
-
-def label_shares(labels: torch.Tensor, classes: ClassList) -> dict[str, float]:
-    """Share of the pixels given to each class."""
-    counts = torch.bincount(labels.flatten().long().cpu(), minlength=len(classes)).double()
-    return {n: float(c) for n, c in zip(classes.names, counts / counts.sum())}
 
 
 # ----------------------------------------------------------------------------- the common base

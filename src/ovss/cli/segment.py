@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             elif tta is not None:
                 import torch
 
-                from ..adaptation.common import label_shares
+                from ..segment import label_shares
 
                 torch.manual_seed(0)  # methods with random views give the same labels every run
                 lab = tta(seg, [image], classes, [image.shape[:2]])[0]

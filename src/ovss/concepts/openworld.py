@@ -6,13 +6,13 @@ IoU-single queries each class present in an image alone (|Q| = 1) and scores the
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 
 from ..evaluation.metrics import IoUSingle
+from ..files import finite_or_none
 from ..text import ClassList, parse_classes
 from ..viz import UNLABELLED
 from .similarity import ClipTextSimilarity, TextSimilarity
@@ -105,12 +105,11 @@ def evaluate_iou_single(
             metric.update(c, labels == 0, label)
     scores = metric.compute()
     names = [c[0] for c in classes]
-    clean = lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else v  # noqa: E731
     return {
         "metric": "iou-single",
         "source": src.name,
-        "mIoU_single": clean(scores["mIoU_single"]),
-        "IoU": {n: clean(v) for n, v in zip(names, scores["IoU"])},
+        "mIoU_single": finite_or_none(scores["mIoU_single"]),
+        "IoU": {n: finite_or_none(v) for n, v in zip(names, scores["IoU"])},
         "queries": dict(zip(names, scores["queries"])),
         "images": images,
         "concepts": {names[c]: s.concepts for c, s in sorted(concept_sets.items())},

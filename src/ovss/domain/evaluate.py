@@ -20,7 +20,7 @@ def encode_segments(learner: PromptLearner, segments: SegmentSet, batch_size: in
     out = []
     for i in tqdm(range(0, len(segments), batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
         index = torch.arange(i, min(i + batch_size, len(segments)))
-        out.append(learner.encode_images(segments.batch(index, m.mean, m.std).to(m.device)).cpu())
+        out.append(learner.encode_images(segments.batch(index, m).to(m.device)).cpu())
     return torch.cat(out)
 
 

@@ -88,12 +88,10 @@ def classify_proposals(learner: PromptLearner, image: np.ndarray, masks: Sequenc
     fill = mean_pixel(m.mean)
     out = np.full(image.shape[:2], UNLABELLED, dtype=np.uint8)
     masks = [mk for mk in masks if mk.any()]
-    mean = torch.tensor(m.mean).view(1, 3, 1, 1)
-    std = torch.tensor(m.std).view(1, 3, 1, 1)
     for i in range(0, len(masks), batch_size):
         chunk = masks[i:i + batch_size]
         crops = np.stack([cut_segment(image, mk, fill, size) for mk in chunk])
-        x = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+        x = m.normalize(torch.from_numpy(crops).permute(0, 3, 1, 2).float())
         pred = (learner.encode_images(x.to(m.device)).cpu() @ text.cpu().T).argmax(1)
         for mk, c in zip(chunk, pred.tolist()):
             out[mk] = c

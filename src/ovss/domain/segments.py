@@ -84,17 +84,9 @@ class SegmentSet:
         return SegmentSet(self.images[keep], self.labels[keep], self.image_index[keep], self.area[keep],
                           list(self.class_names), dict(self.info))
 
-    def of_classes(self, names: Sequence[str]) -> "SegmentSet":
-        """Only the segments of the classes ``names`` (e.g. the base classes for training)."""
-        ids = torch.tensor([self.class_names.index(n) for n in names], dtype=torch.long)
-        return self.subset(torch.isin(self.labels, ids))
-
-    def batch(self, index: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-        """Normalised float images B x 3 x S x S of the segments ``index``."""
-        x = self.images[index].permute(0, 3, 1, 2).float() / 255.0
-        m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
-        s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
-        return (x - m) / s
+    def batch(self, index: torch.Tensor, model) -> torch.Tensor:
+        """The segments ``index`` as ``model``'s input (B x 3 x S x S, its own normalisation)."""
+        return model.normalize(self.images[index].permute(0, 3, 1, 2).float())
 
 
 def cut_dataset(dataset, size: int, fill: Sequence[int], min_pixels: int = MIN_PIXELS,

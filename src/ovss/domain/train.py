@@ -239,7 +239,7 @@ def _run_stage(learner: PromptLearner, stage: Stage, s: int, n_stages: int, trai
             group["lr"] = lr
         y = y_all[index.to(device)]
         if stage.part == "visual":
-            img = learner.encode_images(train.batch(index, m.mean, m.std).to(device))
+            img = learner.encode_images(train.batch(index, m).to(device))
             txt = fixed_text
         else:
             img = fixed_images[index.to(device)]

@@ -50,7 +50,7 @@ from ..corruptions import ALL_SCENARIOS, CORRUPTION_NAMES, SEVERITIES, corrupt
 from ..corruptions.frost import frost_source
 from ..data import DATASETS, SegDataset, protocol_class_file, read_class_file
 from ..errors import OvssError
-from ..files import atomic_write, write_json
+from ..files import atomic_write, finite_or_none, write_json
 from ..segment import Preset, Segmenter, default_preset
 from ..segment.sliding import resized_size
 from .metrics import ConfusionMatrix
@@ -272,10 +272,6 @@ def _plain(obj: Any) -> Any:
         raise TypeError(f"cannot write {type(o).__name__} as JSON")
 
     return json.loads(json.dumps(obj, default=default))
-
-
-def _finite(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -612,9 +608,9 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
     result = {
         "scenario": {"dataset": sc.dataset, "method": sc.method, "corruption": sc.corruption, "seed": sc.seed},
         "metrics": {
-            "mIoU": _finite(metrics["mIoU"]), "mAcc": _finite(metrics["mAcc"]), "aAcc": _finite(metrics["aAcc"]),
-            "IoU": {n: _finite(v) for n, v in zip(names, metrics["IoU"])},
-            "Acc": {n: _finite(v) for n, v in zip(names, metrics["Acc"])},
+            "mIoU": finite_or_none(metrics["mIoU"]), "mAcc": finite_or_none(metrics["mAcc"]), "aAcc": finite_or_none(metrics["aAcc"]),
+            "IoU": {n: finite_or_none(v) for n, v in zip(names, metrics["IoU"])},
+            "Acc": {n: finite_or_none(v) for n, v in zip(names, metrics["Acc"])},
         },
         "settings": sc.settings,
         "model": {"name": model_info.get("model"), "pretrained": model_info.get("pretrained"),

@@ -10,7 +10,6 @@ Loading never unpickles arbitrary objects: ``torch.load(weights_only=True)`` or 
 """
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 import zipfile
@@ -79,6 +78,13 @@ class ClipModel:
 
     def describe(self) -> dict:
         return {"model": self.name, "pretrained": self.pretrained, **self.info}
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in the 0-255 range (B x 3 x H x W) -> the input this model was trained on: the
+        model carries its own preprocessing, so no caller rewrites the normalisation."""
+        mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        return (images / 255.0 - mean) / std
 
 
 _CONFIGS_ADDED = False
@@ -292,11 +298,3 @@ def _load_into(clip: torch.nn.Module, state: dict, where: str) -> None:
         raise OvssError(f"checkpoint {where} has unexpected key '{extra[0]}': it does not fit this model; pick the matching --model")
     clip.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
-
-def model_config(name: str) -> dict:
-    """The architecture of ``name`` as data (open_clip's JSON config)."""
-    open_clip = open_clip_with_ovss_configs()
-    cfg = open_clip.get_model_config(name)
-    if cfg is None:
-        raise OvssError(f"unknown model '{name}' (run 'ovss models' to list them)")
-    return json.loads(json.dumps(cfg))

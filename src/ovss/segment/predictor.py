@@ -43,8 +43,14 @@ class SegmentationResult:
     classes: ClassList
 
     def shares(self) -> dict[str, float]:
-        counts = torch.bincount(self.labels.flatten().long(), minlength=len(self.classes)).double()
-        return {n: float(c) for n, c in zip(self.classes.names, counts / counts.sum())}
+        return label_shares(self.labels, self.classes)
+
+
+def label_shares(labels: torch.Tensor, classes: ClassList) -> dict[str, float]:
+    """Share of the pixels given to each class (pixels outside the class indices, such as 255
+    "unlabelled", count in the total but in no class)."""
+    counts = torch.bincount(labels.flatten().long().cpu(), minlength=len(classes)).double()
+    return {n: float(c) for n, c in zip(classes.names, counts[: len(classes)] / counts.sum())}
 
 
 @dataclass
@@ -91,9 +97,6 @@ class Segmenter:
         else:
             self.encoder = prompts.dense_encoder(self.model.visual, self.head)
             self.text = prompts.text_encoder(self.model)
-        mean = torch.tensor(self.model.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.model.std).view(1, 3, 1, 1)
-        self._mean, self._std = mean, std
         self._encoded: EncodedImage | None = None
 
     @property
@@ -131,7 +134,7 @@ class Segmenter:
             x = image.float()[None] if image.ndim == 3 else image.float()
         if tuple(x.shape[-2:]) != (th, tw):
             x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False)
-        x = (x / 255.0 - self._mean) / self._std
+        x = self.model.normalize(x)
         return x.to(self.device)
 
     def windows(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int, int, int]], tuple[int, int]]:

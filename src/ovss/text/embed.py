@@ -113,6 +113,3 @@ class TextEncoder:
             emb = self.encode_texts(texts).reshape(len(classes.queries), len(templates), -1)
             self._cache[key] = F.normalize(emb.mean(dim=1), dim=-1)
         return self._cache[key]
-
-    def clear_cache(self) -> None:
-        self._cache.clear()

@@ -32,13 +32,11 @@ def zero_shot_accuracy(model, n_per_class: int = 20, seed: int = EVAL_SEED, styl
     text = TextEncoder(model)
     classes = parse_classes([[n] for n in OBJECTS])
     emb = text.encode_classes(classes, templates)
-    mean = torch.tensor(model.mean).view(1, 3, 1, 1)
-    std = torch.tensor(model.std).view(1, 3, 1, 1)
     correct = total = 0
     for k, name in enumerate(OBJECTS):
         images = [make_object_image(name, scene_seed(seed, "objects", k * 10_000 + i), size=size, style=style)[0] for i in range(n_per_class)]
         x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
-        x = ((x / 255.0 - mean) / std).to(model.device)
+        x = model.normalize(x).to(model.device)
         feats = F.normalize(model.clip.encode_image(x).float(), dim=-1)
         pred = (feats @ emb.T).argmax(dim=1)
         correct += int((pred == k).sum())
