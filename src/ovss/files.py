@@ -178,3 +178,23 @@ def to_rgb_array(im: Image.Image) -> np.ndarray:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
     return np.asarray(im.convert("RGB"))
+
+
+class RunLog:
+    """Lines of a long run: to stderr (above any progress bar) and appended to a log file in the run
+    folder, with a time stamp, so a resumed run's history stays in one place."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, line: str, echo: bool = True) -> None:
+        import sys
+        import time
+
+        from tqdm import tqdm
+
+        if echo:
+            tqdm.write(line, file=sys.stderr)
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")

@@ -8,8 +8,6 @@ negatives: ask an OpenAI-compatible LLM for negative queries and write them as J
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 
 from ..errors import OvssError
@@ -147,22 +145,6 @@ def _segments(args: argparse.Namespace, model, root: str, split: str):
                          limit=args.limit, cache_dir=cache, progress=not args.no_progress)
 
 
-class RunLog:
-    """Lines to stderr (above any progress bar) and appended to RUN/train.log."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, line: str, echo: bool = True) -> None:
-        from tqdm import tqdm
-
-        if echo:
-            tqdm.write(line, file=sys.stderr)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
-
-
 def _negatives(args: argparse.Namespace, method, base: list[str], all_names: list[str], out: Path, log) -> list[str]:
     from ..domain.negatives import SHIPPED, generate_negatives, negative_queries, read_negatives
     from ..files import write_json
@@ -193,7 +175,7 @@ def _negatives(args: argparse.Namespace, method, base: list[str], all_names: lis
 def run_train(args: argparse.Namespace) -> int:
     from ..domain import TrainConfig, evaluate_segments, get_method, save_prompts, train_prompts
     from ..domain.metrics import format_params
-    from ..files import write_json
+    from ..files import RunLog, write_json
 
     method = get_method(args.method).with_shape(args.visual_k, args.visual_depth, args.text_k, args.text_depth)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, triplet_weight=args.triplet_weight,

@@ -141,13 +141,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _class_count(args: argparse.Namespace, names: list[str], roots: list[str], seeds: list[int]) -> int:
     """``--extra-classes``: the class-count curve of ``ovss openbench classcount`` on one dataset."""
-    from .openbench import run_classcount
+    import torch
+
+    from ..evaluation.runner import open_dataset
+    from ..model import load_model
+    from ..openbench import run_class_count
+    from .common import parse_counts
 
     if len(names) != 1:
         raise OvssError("--extra-classes analyses one dataset at a time; give a single --dataset")
     if args.metric != "miou" or args.methods != "none":
         raise OvssError("--extra-classes measures mIoU without adaptation; drop --metric/--methods")
-    options = argparse.Namespace(**vars(args))
-    options.dataset, options.data_root = names[0], roots[0]
-    options.seed, options.pool, options.max_similarity = seeds[0], None, None
-    return run_classcount(options)
+    counts = parse_counts(args.extra_classes, "--extra-classes")
+    dataset = open_dataset(names[0], roots[0], args.split, args.limit)
+    torch.manual_seed(0)
+    model = load_model(args.model, args.pretrained, device=args.device)
+    table = run_class_count(model, dataset, counts, args.out, seed=seeds[0], head=args.head, preset=args.preset,
+                            progress=not args.no_progress)
+    print(table, end="")
+    print(f"results in {args.out} (classcount.json, classcount.md, classcount.png)", file=sys.stderr)
+    return 0

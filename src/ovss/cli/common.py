@@ -64,3 +64,14 @@ def no_verb(parser: argparse.ArgumentParser) -> int:
     """A command group called without a verb: show its help."""
     parser.print_help()
     return 2
+
+
+def parse_counts(text: str, flag: str) -> list[int]:
+    """``0,5,10`` -> [0, 5, 10]: counts of something, each 0 or more."""
+    try:
+        counts = [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise OvssError(f"{flag} must be comma-separated integers, got {text!r}") from None
+    if not counts or min(counts) < 0:
+        raise OvssError(f"{flag} must list counts of 0 or more, got {text!r}")
+    return counts

@@ -88,32 +88,12 @@ def _check_thresholds(args: argparse.Namespace) -> None:
             raise OvssError(f"--{name} must be between -1 and 1 (got {value})")
 
 
-class OpenWorldRun:
-    """``ovss segment --open-world``: the concepts are chosen once, then every image is segmented."""
+def open_world_from_args(args: argparse.Namespace, segmenter, classes):
+    """``ovss segment --open-world``: the library's ``OpenWorldSegmenter`` built from the options."""
+    from ..concepts import OpenWorldSegmenter
 
-    def __init__(self, args: argparse.Namespace, segmenter, classes):
-        from ..concepts import ClipTextSimilarity, contrastive_concepts
-
-        _check_thresholds(args)
-        self.segmenter = segmenter
-        self.classes = classes
-        source = source_from_args(args)
-        similarity = ClipTextSimilarity.from_segmenter(segmenter)
-        exclude = [s for syn in classes.synonyms for s in syn]
-        self.concepts = contrastive_concepts(classes.names, source, similarity, args.beta, exclude=exclude)
-        self.settings = source.describe()
-
-    def segment(self, image):
-        """(H x W uint8 labels with 255 unlabelled, {name: pixel share} with "(unlabelled)")."""
-        from ..concepts import segment_open_world
-
-        labels = segment_open_world(self.segmenter, image, self.classes, self.concepts).cpu().numpy().astype("uint8")
-        shares = {n: float((labels == i).mean()) for i, n in enumerate(self.classes.names)}
-        shares["(unlabelled)"] = float((labels == 255).mean())
-        return labels, shares
-
-    def describe(self) -> dict:
-        return {"concepts": self.concepts.concepts, "notes": self.concepts.notes, **self.settings}
+    _check_thresholds(args)
+    return OpenWorldSegmenter(segmenter, classes, source_from_args(args), beta=args.beta)
 
 
 def run_build(args: argparse.Namespace) -> int:

@@ -152,38 +152,22 @@ def run_build(args: argparse.Namespace) -> int:
 def run_classcount(args: argparse.Namespace) -> int:
     import torch
 
-    from ..concepts import ClipTextSimilarity
-    from ..data import read_class_file
     from ..evaluation.runner import open_dataset
-    from ..files import write_json, write_text
     from ..model import load_model
-    from ..openbench import class_count_curve, curve_table, default_pool, irrelevant_names, plot_curve
-    from ..segment import Segmenter, default_preset
+    from ..openbench import run_class_count
+    from .common import check_model_args, check_out_dir, parse_counts
 
-    try:
-        counts = [int(x) for x in _items(args.extra_classes, "--extra-classes")]
-    except ValueError:
-        raise OvssError(f"--extra-classes must be comma-separated integers, got {args.extra_classes!r}") from None
-    if min(counts) < 0:
-        raise OvssError("--extra-classes counts must be 0 or more")
+    counts = parse_counts(args.extra_classes, "--extra-classes")
     if args.limit is not None and args.limit < 1:
         raise OvssError(f"--limit must be a positive number of images, got {args.limit}")
-    pool = [c[0] for c in read_class_file(args.pool)] if args.pool else default_pool()
-    name = args.dataset.lower()
-    dataset = open_dataset(name, args.data_root, args.split, args.limit)
+    check_model_args(args)
+    dataset = open_dataset(args.dataset.lower(), args.data_root, args.split, args.limit)
+    check_out_dir(args.out)
     torch.manual_seed(0)
     model = load_model(args.model, args.pretrained, device=args.device)
-    seg = Segmenter(model, head=args.head, preset=args.preset or default_preset(model, name), dataset=name)
-    similarity = ClipTextSimilarity.from_segmenter(seg) if args.max_similarity is not None else None
-    extras = irrelevant_names(dataset.classes, pool, args.seed, similarity, args.max_similarity)
-    result = class_count_curve(seg, dataset, counts, extras, progress=not args.no_progress)
-    result["settings"] = {"seed": args.seed, "pool": args.pool or "shipped class lists", "max_similarity": args.max_similarity,
-                          "segmenter": seg.settings()}
-    table = curve_table(result)
+    table = run_class_count(model, dataset, counts, args.out, pool=args.pool, seed=args.seed,
+                            max_similarity=args.max_similarity, head=args.head, preset=args.preset,
+                            progress=not args.no_progress)
     print(table, end="")
-    out = Path(args.out)
-    write_json(out / "classcount.json", result)
-    write_text(out / "classcount.md", table)
-    plot_curve(result, out / "classcount.png")
-    print(f"results in {out} (classcount.json, classcount.md, classcount.png)", file=sys.stderr)
+    print(f"results in {args.out} (classcount.json, classcount.md, classcount.png)", file=sys.stderr)
     return 0

@@ -103,9 +103,9 @@ def run(args: argparse.Namespace) -> int:
     )
     open_world = None
     if args.open_world:
-        from .concepts import OpenWorldRun
+        from .concepts import open_world_from_args
 
-        open_world = OpenWorldRun(args, seg, classes)
+        open_world = open_world_from_args(args, seg, classes)
     for problem in problems:
         print(f"ovss: error: {problem}", file=sys.stderr)
     failed = len(problems)

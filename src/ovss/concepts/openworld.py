@@ -115,3 +115,29 @@ def evaluate_iou_single(
         "concepts": {names[c]: s.concepts for c, s in sorted(concept_sets.items())},
         "settings": {**src.describe(), "beta": beta, "background_index": background_index},
     }
+
+
+class OpenWorldSegmenter:
+    """Open-world segmentation of a fixed list of queries over many images: the contrastive concepts
+    are chosen once (from ``source``, contrasted with ``beta`` between queries), then every image is
+    segmented against queries plus concepts and each concept's pixels are left unlabelled (255)."""
+
+    def __init__(self, segmenter, classes, source: Source, beta: float = BETA):
+        self.segmenter = segmenter
+        self.classes = parse_classes(classes)
+        similarity = ClipTextSimilarity.from_segmenter(segmenter)
+        exclude = [s for syn in self.classes.synonyms for s in syn]
+        self.concepts = contrastive_concepts(self.classes.names, source, similarity, beta, exclude=exclude)
+        self.source_settings = source.describe()
+
+    def segment(self, image) -> tuple[np.ndarray, dict[str, float]]:
+        """(H x W uint8 labels with 255 unlabelled, {name: pixel share} with "(unlabelled)")."""
+        from ..segment import label_shares
+
+        labels = segment_open_world(self.segmenter, image, self.classes, self.concepts)
+        shares = label_shares(labels, self.classes)
+        shares["(unlabelled)"] = float((labels == UNLABELLED).double().mean())
+        return labels.cpu().numpy().astype("uint8"), shares
+
+    def describe(self) -> dict:
+        return {"concepts": self.concepts.concepts, "notes": self.concepts.notes, **self.source_settings}

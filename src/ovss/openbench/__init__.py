@@ -8,7 +8,7 @@ builder for benchmarks that are far from it.
     print(stats_table([openness_stats(parse_dataset("ade20k"), train, sim)]))
 """
 from .builder import build_openbench, read_merge_file
-from .classcount import class_count_curve, curve_table, default_pool, irrelevant_names, plot_curve
+from .classcount import class_count_curve, curve_table, default_pool, irrelevant_names, plot_curve, run_class_count
 from .hierarchy import Hierarchy, fine_grained, semantic_duplicates
 from .stats import (
     FINE_SHARE, VOCABULARIES, DatasetEntry, OpennessStats, max_similarity, openness_stats, parse_dataset,
@@ -18,6 +18,6 @@ from .stats import (
 __all__ = [
     "FINE_SHARE", "VOCABULARIES", "DatasetEntry", "Hierarchy", "OpennessStats", "build_openbench",
     "class_count_curve", "curve_table", "default_pool", "fine_grained", "irrelevant_names", "max_similarity",
-    "openness_stats", "parse_dataset", "plot_curve", "plot_histogram", "read_merge_file", "resolve_vocabulary",
+    "openness_stats", "parse_dataset", "plot_curve", "run_class_count", "plot_histogram", "read_merge_file", "resolve_vocabulary",
     "semantic_duplicates", "stats_table",
 ]

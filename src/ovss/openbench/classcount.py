@@ -111,3 +111,31 @@ def plot_curve(result: dict, path: str | os.PathLike) -> Path:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
     return Path(path)
+
+
+def run_class_count(model, dataset: SegDataset, counts: Sequence[int], out: str | os.PathLike, *,
+                    pool: str | os.PathLike | None = None, seed: int = 0, max_similarity: float | None = None,
+                    head: str | None = None, preset: str | None = None, progress: bool = True) -> str:
+    """The whole analysis for one dataset: curve, table, plot; writes OUT/classcount.{json,md,png}
+    and returns the table. ``pool``: a class file of irrelevant names (default: ``default_pool``)."""
+    from ..concepts import ClipTextSimilarity
+    from ..files import write_json, write_text
+    from ..segment import Segmenter, default_preset
+
+    counts = [int(c) for c in counts]
+    if not counts or min(counts) < 0:
+        raise OvssError(f"the counts of added names must be 0 or more, got {counts}")
+    names = [c[0] for c in read_class_file(pool)] if pool else default_pool()
+    name = dataset.spec.name
+    seg = Segmenter(model, head=head, preset=preset or default_preset(model, name), dataset=name)
+    similarity = ClipTextSimilarity.from_segmenter(seg) if max_similarity is not None else None
+    extras = irrelevant_names(dataset.classes, names, seed, similarity, max_similarity)
+    result = class_count_curve(seg, dataset, counts, extras, progress=progress)
+    result["settings"] = {"seed": seed, "pool": str(pool) if pool else "shipped class lists",
+                          "max_similarity": max_similarity, "segmenter": seg.settings()}
+    table = curve_table(result)
+    out = Path(out)
+    write_json(out / "classcount.json", result)
+    write_text(out / "classcount.md", table)
+    plot_curve(result, out / "classcount.png")
+    return table
