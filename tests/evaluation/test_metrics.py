@@ -176,3 +176,14 @@ def test_iou_single_merge_and_errors():
         a.update(3, np.zeros((1, 3), bool), t)
     with pytest.raises(ValueError):
         a.update(1, np.zeros((2, 3), bool), t)
+
+
+def test_state_dict_restores_the_matrix_exactly():
+    a = ConfusionMatrix(3)
+    a.process(np.array([[0, 1, 7], [2, 2, 1]]), np.array([[0, 1, 1], [255, 2, 9]]))
+    b = ConfusionMatrix(3)
+    b.load_state_dict(a.state_dict())
+    assert np.allclose(b.evaluate()["IoU"], a.evaluate()["IoU"], equal_nan=True)
+    assert np.array_equal(b.matrix, a.matrix) and b.matrix.sum() == 3  # the out-of-range pixels are kept aside
+    with pytest.raises(ValueError):
+        ConfusionMatrix(4).load_state_dict(a.state_dict())

@@ -93,6 +93,24 @@ class ConfusionMatrix:
     def reset(self) -> None:
         self._full[:] = 0
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything ``compute`` needs (the counts with the out-of-range row and column), so a
+        checkpoint restores the matrix exactly."""
+        return {"counts": self._full.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        counts = np.asarray(state["counts"], dtype=np.int64)
+        if counts.shape != self._full.shape:
+            raise ValueError(f"a checkpoint of shape {counts.shape} does not fit {self.num_classes} classes")
+        self._full[...] = counts
+
+    # the evaluator protocol (detectron2's DatasetEvaluator): reset / process / evaluate
+    def process(self, pred, target) -> None:
+        self.update(pred, target)
+
+    def evaluate(self) -> dict:
+        return self.compute()
+
     def update(self, pred, target) -> None:
         """Add one prediction / ground-truth pair (any matching shapes, numpy or torch ints)."""
         pred, target = _as_int_array(pred), _as_int_array(target)

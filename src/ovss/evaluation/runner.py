@@ -363,15 +363,11 @@ def _conflict_message(out: Path, conflicts: list[tuple[Path, list[str]]]) -> str
             "or replace those results (--overwrite)")
 
 
-def _cm_counts(cm: ConfusionMatrix) -> np.ndarray:
-    # the matrix with its out-of-range row/column: everything compute() needs, so a checkpoint restores it exactly
-    return cm._full.copy()
-
-
 def _cm_restore(cm: ConfusionMatrix, counts: np.ndarray) -> bool:
-    if counts.shape != cm._full.shape:
+    try:
+        cm.load_state_dict({"counts": counts})
+    except ValueError:
         return False
-    cm._full[...] = counts
     return True
 
 
@@ -386,7 +382,7 @@ def _save_partial(sc: Scenario, cm: ConfusionMatrix, done: int, total: int, seco
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, counts=_cm_counts(cm), meta=np.array(text))
+            np.savez(f, counts=cm.state_dict()["counts"], meta=np.array(text))
 
     atomic_write(_partial_file(sc, ".npz"), write)  # authoritative
     write_json(_partial_file(sc, ".json"), {**meta, "note": "progress of an unfinished scenario; the .npz holds the counts"})
