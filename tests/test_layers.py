@@ -10,7 +10,7 @@ Layers, lowest first (the pipeline, then what builds on it):
   adaptation   test-time adaptation
   evaluation   metrics, benchmark runner and report
   tinyclip     training and checking the embedded model
-  papers       concepts < openbench < ovsnet < domain (each may use the ones before it)
+  papers       concepts < openbench < ovsnet < opendas (each may use the ones before it)
   cli          the command line
 """
 import ast
@@ -32,7 +32,7 @@ LAYERS = [
     {"concepts"},
     {"openbench"},
     {"ovsnet"},
-    {"domain"},
+    {"opendas"},
     {"cli", "__main__"},
 ]
 LEVEL = {name: i for i, layer in enumerate(LAYERS) for name in layer}

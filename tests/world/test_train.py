@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ovss.model import load_model
-from ovss.tinyclip.train import TrainConfig, _encode_with_regions, contrastive_loss, train_tiny_clip
+from ovss.tinyclip.train import TinyClipRecipe, _encode_with_regions, contrastive_loss, train_tiny_clip
 
 
 class TestContrastiveLoss:
@@ -62,7 +62,7 @@ class TestRegionEmbeddings:
 
 class TestTraining:
     def test_short_run_writes_a_loadable_compact_checkpoint(self, tmp_path):
-        cfg = TrainConfig(steps=2, batch_size=6, warmup=1, workers=0, bf16=False, level_weight=0.5)
+        cfg = TinyClipRecipe(steps=2, batch_size=6, warmup=1, workers=0, bf16=False, level_weight=0.5)
         summary = train_tiny_clip(tmp_path / "t.safetensors", cfg, progress=False)
         log = json.loads((tmp_path / "t.train.json").read_text())
         assert summary["config"]["level_weight"] == 0.5 and len(log["log"]) == 2

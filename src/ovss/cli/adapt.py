@@ -126,7 +126,7 @@ def _load_model(args: argparse.Namespace, prompts: str | None = None):
     weights, ``--pretrained none``, are then the same as in training)."""
     import torch
 
-    from ..domain import read_sidecar
+    from ..opendas import read_sidecar
     from ..model import load_model
 
     name, pretrained = args.model, args.pretrained
@@ -138,7 +138,7 @@ def _load_model(args: argparse.Namespace, prompts: str | None = None):
 
 
 def _segments(args: argparse.Namespace, model, root: str, split: str):
-    from ..domain import load_segments, mean_pixel
+    from ..opendas import load_segments, mean_pixel
 
     cache = False if args.cache == "none" else args.cache
     return load_segments(args.dataset, root, split, model.image_size[0], mean_pixel(model.mean),
@@ -146,7 +146,7 @@ def _segments(args: argparse.Namespace, model, root: str, split: str):
 
 
 def _negatives(args: argparse.Namespace, method, base: list[str], all_names: list[str], out: Path, log) -> list[str]:
-    from ..domain.negatives import SHIPPED, generate_negatives, negative_queries, read_negatives
+    from ..opendas.negatives import SHIPPED, generate_negatives, negative_queries, read_negatives
     from ..files import write_json
 
     source = args.negatives
@@ -173,12 +173,12 @@ def _negatives(args: argparse.Namespace, method, base: list[str], all_names: lis
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..domain import TrainConfig, evaluate_segments, get_method, save_prompts, train_prompts
-    from ..domain.metrics import format_params
+    from ..opendas import PromptTrainConfig, evaluate_segments, get_prompt_method, save_prompts, train_prompts
+    from ..opendas.metrics import format_params
     from ..files import RunLog, write_json
 
-    method = get_method(args.method).with_shape(args.visual_k, args.visual_depth, args.text_k, args.text_depth)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, triplet_weight=args.triplet_weight,
+    method = get_prompt_method(args.method).with_shape(args.visual_k, args.visual_depth, args.text_k, args.text_depth)
+    cfg = PromptTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, triplet_weight=args.triplet_weight,
                       margin=args.margin, seed=args.seed, checkpoint_every=args.checkpoint_every,
                       proxy_weight=args.proxy_weight).check()
     _check_limit(args)
@@ -206,12 +206,12 @@ def run_train(args: argparse.Namespace) -> int:
     except OvssError as err:
         log(f"final table skipped: {err}")
         return 0
-    from ..domain import PromptLearner
-    from ..domain.metrics import format_table
+    from ..opendas import PromptLearner
+    from ..opendas.metrics import format_table
 
     label = f"{Path(eval_root).name} ({args.eval_split})"
     rows = [{"method": "No adaptation", "params": 0,
-             "scores": {label: evaluate_segments(PromptLearner(model, 0, 0, 0, 0), test, base)}},
+             "scores": {label: evaluate_segments(PromptLearner.unprompted(model), test, base)}},
             {"method": method.name, "params": learner.num_parameters(),
              "scores": {label: evaluate_segments(learner, test, base)}}]
     table = format_table(rows, [label])
@@ -230,15 +230,15 @@ def _dataset_classes(args: argparse.Namespace, root: str) -> list[list[str]]:
 def run_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..domain import PromptLearner, evaluate_segments, load_prompts, read_sidecar
-    from ..domain.metrics import format_table
+    from ..opendas import PromptLearner, evaluate_segments, load_prompts, read_sidecar
+    from ..opendas.metrics import format_table
     from ..files import write_json
 
     _check_limit(args)
     sidecars = [read_sidecar(p) for p in args.prompts]
     base = _base_classes(args, sidecars[0].get("base_classes") if sidecars else None)
     model = _load_model(args, args.prompts[0] if args.prompts else None)
-    learners = [("No adaptation", PromptLearner(model, 0, 0, 0, 0))]
+    learners = [("No adaptation", PromptLearner.unprompted(model))]
     for path, info in zip(args.prompts, sidecars):
         name = info.get("method", "?")
         if sum(s.get("method") == name for s in sidecars) > 1:
@@ -261,8 +261,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_segments_miou(args: argparse.Namespace) -> int:
     from ..data import SegDataset
-    from ..domain import PromptLearner, load_prompts, read_sidecar, segments_miou
-    from ..domain.proposals import PROPOSALS
+    from ..opendas import PromptLearner, load_prompts, read_sidecar, segments_miou
+    from ..opendas.proposals import PROPOSALS
     from ..files import write_json
 
     if args.proposals not in PROPOSALS:
@@ -272,7 +272,7 @@ def run_segments_miou(args: argparse.Namespace) -> int:
     base = _base_classes(args, info.get("base_classes"))
     dataset = SegDataset(args.dataset, args.data, args.split, limit=args.limit)
     model = _load_model(args, args.prompts)
-    learner = load_prompts(args.prompts, model) if args.prompts else PromptLearner(model, 0, 0, 0, 0)
+    learner = load_prompts(args.prompts, model) if args.prompts else PromptLearner.unprompted(model)
     result = segments_miou(learner, dataset, args.proposals, base=base, progress=not args.no_progress)
     result["prompts"] = args.prompts
     if args.out:
@@ -284,7 +284,7 @@ def run_segments_miou(args: argparse.Namespace) -> int:
 
 
 def run_negatives(args: argparse.Namespace) -> int:
-    from ..domain import generate_negatives
+    from ..opendas import generate_negatives
     from ..files import write_json
     from ..text import parse_classes
 

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model, args.pretrained, device=device)
         prompts = None
         if args.prompts:
-            from ..domain import load_prompt_addition
+            from ..opendas import load_prompt_addition
 
             prompts = load_prompt_addition(args.prompts, model)
         run_benchmark(

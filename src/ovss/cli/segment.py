@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     prompts = None
     if args.prompts:
-        from ..domain import load_prompt_addition
+        from ..opendas import load_prompt_addition
 
         prompts = load_prompt_addition(args.prompts, model)
     seg = Segmenter(

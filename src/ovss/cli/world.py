@@ -39,9 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Train ovss's tiny CLIP contrastively on ShapesWorld image-caption pairs and "
                     "write a safetensors checkpoint (plus FILE.train.json with the loss log).",
     )
-    from ..tinyclip.recipe import TrainConfig
+    from ..tinyclip.recipe import TinyClipRecipe
 
-    recipe = TrainConfig()  # the defaults live in one place: the recipe
+    recipe = TinyClipRecipe()  # the defaults live in one place: the recipe
     train.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
     train.add_argument("--steps", type=int, default=recipe.steps, help="optimisation steps")
     train.add_argument("--batch-size", type=int, default=recipe.batch_size, help="image-caption pairs per step")
@@ -96,7 +96,7 @@ def run_make(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     # torch is imported only here, so other commands start fast.
-    from ..tinyclip.train import TrainConfig, train_tiny_clip
+    from ..tinyclip.train import TinyClipRecipe, train_tiny_clip
 
     options = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed", "workers", "regions", "style_share",
                                             "level_weight")}
@@ -110,7 +110,7 @@ def run_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    summary = train_tiny_clip(args.out, TrainConfig(**options), progress=not args.no_progress)
+    summary = train_tiny_clip(args.out, TinyClipRecipe(**options), progress=not args.no_progress)
     print(f"trained {summary['model']} in {summary['seconds']} s; wrote {args.out}")
     return 0
 

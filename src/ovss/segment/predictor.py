@@ -76,7 +76,7 @@ class Segmenter:
         prompts: "PromptAddition | None" = None,
         **overrides,
     ):
-        """``prompts``: learned prompts to run with (e.g. ``ovss.domain.load_prompt_addition``); they
+        """``prompts``: learned prompts to run with (e.g. ``ovss.opendas.load_prompt_addition``); they
         build the dense and text encoders here, so nothing rewires the segmenter afterwards."""
         self.model = model if model is not None else load_model()
         if device is not None:

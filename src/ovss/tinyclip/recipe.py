@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 
 @dataclass
-class TrainConfig:
+class TinyClipRecipe:
     steps: int = 600
     batch_size: int = 96
     lr: float = 1e-3

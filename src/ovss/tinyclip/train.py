@@ -22,7 +22,7 @@ from ..files import atomic_write, write_json
 from ..world.captions import caption_for
 from ..world.classes import OBJECT_COLORS, OBJECTS, STYLES
 from ..world.scene import make_object_image, make_scene
-from .recipe import TrainConfig
+from .recipe import TinyClipRecipe
 
 MODEL_NAME = "ovss-tiny"
 # Training scenes use seeds above every seed `ovss world make` gives (export seeds stay below 1e10),
@@ -39,7 +39,7 @@ def _template_caption(names: list[str], rng: np.random.Generator, templates: tup
 class PairStream(torch.utils.data.IterableDataset):
     """An endless, seeded stream of (image uint8 3 x S x S, caption) pairs."""
 
-    def __init__(self, cfg: TrainConfig, templates: tuple[str, ...]):
+    def __init__(self, cfg: TinyClipRecipe, templates: tuple[str, ...]):
         self.cfg = cfg
         self.templates = templates
 
@@ -194,7 +194,7 @@ def _param_groups(model: torch.nn.Module, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def train_tiny_clip(out: str | Path, cfg: TrainConfig | None = None, progress: bool = True) -> dict:
+def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress: bool = True) -> dict:
     """Train from scratch and write a compact safetensors checkpoint plus a JSON log next to it."""
     from safetensors.torch import save_file
     from tqdm import tqdm
@@ -203,7 +203,7 @@ def train_tiny_clip(out: str | Path, cfg: TrainConfig | None = None, progress: b
     from ..model.loading import compact_state_dict, create_architecture, open_clip_with_ovss_configs
     from ..text.templates import SEVEN, get_templates
 
-    cfg = cfg or TrainConfig()
+    cfg = cfg or TinyClipRecipe()
     out = Path(out)
     torch.manual_seed(cfg.seed)
     open_clip = open_clip_with_ovss_configs()

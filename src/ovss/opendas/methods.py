@@ -38,7 +38,7 @@ class Method:
         return replace(self, **changes)
 
 
-METHODS: dict[str, Method] = {
+PROMPT_METHODS: dict[str, Method] = {
     "opendas": Method(
         "opendas", 8, None, 4, None,
         (Stage("visual", negatives=True, triplet=False), Stage("text", negatives=True, triplet=True)),
@@ -51,8 +51,8 @@ METHODS: dict[str, Method] = {
 }
 
 
-def get_method(name: str) -> Method:
-    method = METHODS.get(str(name).strip().lower())
+def get_prompt_method(name: str) -> Method:
+    method = PROMPT_METHODS.get(str(name).strip().lower())
     if method is None:
-        raise OvssError(f"unknown adaptation method '{name}'; choose from: {', '.join(METHODS)}")
+        raise OvssError(f"unknown adaptation method '{name}'; choose from: {', '.join(PROMPT_METHODS)}")
     return method

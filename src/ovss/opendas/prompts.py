@@ -48,6 +48,11 @@ def _resolve_depth(k: int, depth: int | None, layers: int, what: str) -> int:
 class PromptLearner(nn.Module):
     """Learnable prompts for one ``ClipModel``; ``k=0`` on a side leaves that side as CLIP has it."""
 
+    @classmethod
+    def unprompted(cls, model) -> "PromptLearner":
+        """No prompt at all: CLIP as it is, through the same interface (the "no adaptation" rows)."""
+        return cls(model, visual_k=0, visual_depth=0, text_k=0, text_depth=0)
+
     def __init__(self, model, visual_k: int = 8, visual_depth: int | None = None, text_k: int = 4,
                  text_depth: int | None = None, seed: int = 0):
         super().__init__()

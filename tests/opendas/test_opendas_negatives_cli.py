@@ -4,8 +4,8 @@ import re
 import pytest
 
 from ovss.cli import main
-from ovss.domain import generate_negatives, negative_queries, read_negatives
-from ovss.domain.negatives import INSTRUCTION, SHIPPED, parse_negative_dict
+from ovss.opendas import generate_negatives, negative_queries, read_negatives
+from ovss.opendas.negatives import INSTRUCTION, SHIPPED, parse_negative_dict
 from ovss.errors import OvssError
 
 

@@ -35,7 +35,7 @@ CHECKPOINT = "checkpoint.safetensors"
 
 
 @dataclass
-class TrainConfig:
+class PromptTrainConfig:
     """OpenDAS's settings (sec. 5, implementation details) as defaults."""
 
     epochs: int = 5  # per stage
@@ -52,7 +52,7 @@ class TrainConfig:
     proxy_weight: float = 0.0  # OVSNet's Proxy Calibration (the OVSNet/OpenBench paper) added to both stages; 0: off
     proxy_gamma: float = 2.0  # its Beta(gamma, gamma)
 
-    def check(self) -> "TrainConfig":
+    def check(self) -> "PromptTrainConfig":
         for name in ("epochs", "batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise OvssError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -72,7 +72,7 @@ class TrainConfig:
         return self
 
 
-def learning_rate(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+def learning_rate(step: int, steps_per_epoch: int, cfg: PromptTrainConfig) -> float:
     """Constant ``warmup_lr`` for the warm-up epochs, then cosine from ``lr`` towards 0."""
     total = cfg.epochs * steps_per_epoch
     warm = min(cfg.warmup_epochs, cfg.epochs - 1) * steps_per_epoch
@@ -99,7 +99,7 @@ def epoch_order(n: int, seed: int, stage: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-def _fingerprint(method: Method, learner: PromptLearner, cfg: TrainConfig, base, negatives, segments: SegmentSet) -> dict:
+def _fingerprint(method: Method, learner: PromptLearner, cfg: PromptTrainConfig, base, negatives, segments: SegmentSet) -> dict:
     cfg_d = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every"}
     data = hashlib.sha256(segments.labels.numpy().tobytes() + segments.image_index.numpy().tobytes()).hexdigest()[:16]
     m = learner.model
@@ -138,14 +138,14 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
 
 
 def train_prompts(model, method: Method, segments: SegmentSet, base: Sequence[str], negatives: Sequence[str] = (),
-                  out: str | Path | None = None, cfg: TrainConfig | None = None, progress: bool = True,
+                  out: str | Path | None = None, cfg: PromptTrainConfig | None = None, progress: bool = True,
                   log: Callable[[str], None] | None = None, stop_after: int | None = None) -> tuple[PromptLearner, dict]:
     """Learn ``method``'s prompts on the ``base``-class segments of ``segments``.
 
     Returns (learner, state); ``state["done"]`` is False when ``stop_after`` steps ran out first. With
     ``out``, checkpoints go to ``out/checkpoint.safetensors`` and a rerun resumes from them.
     """
-    cfg = (cfg or TrainConfig()).check()
+    cfg = (cfg or PromptTrainConfig()).check()
     log = log or (lambda line: tqdm.write(line))
     base = list(base)
     if len(set(base)) != len(base):
@@ -190,7 +190,7 @@ def train_prompts(model, method: Method, segments: SegmentSet, base: Sequence[st
 
 
 def _run_stage(learner: PromptLearner, stage: Stage, s: int, n_stages: int, train: SegmentSet, y_all: torch.Tensor,
-               base: list[str], negatives: list[str], cfg: TrainConfig, state: dict, tensors: dict,
+               base: list[str], negatives: list[str], cfg: PromptTrainConfig, state: dict, tensors: dict,
                ckpt: Path | None, progress: bool, log, budget: list) -> bool:
     """Run (the rest of) stage ``s``; False when the step budget ran out before its end."""
     m = learner.model

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from ovss.domain import PromptLearner, TrainConfig, get_method, learning_rate, train_prompts
-from ovss.domain.train import CHECKPOINT, read_checkpoint
+from ovss.opendas import PromptLearner, PromptTrainConfig, get_prompt_method, learning_rate, train_prompts
+from ovss.opendas.train import CHECKPOINT, read_checkpoint
 from ovss.errors import OvssError
 
 BASE = ["sky", "boat", "car"]  # "kite" stays novel
@@ -10,11 +10,11 @@ NEGATIVES = ["buoy", "truck"]
 
 
 def _cfg(**kw):
-    return TrainConfig(**{"epochs": 2, "batch_size": 4, "checkpoint_every": 100, **kw})
+    return PromptTrainConfig(**{"epochs": 2, "batch_size": 4, "checkpoint_every": 100, **kw})
 
 
 def test_learning_rate_warm_up_then_cosine():
-    cfg = TrainConfig(epochs=5, lr=0.0025, warmup_epochs=1, warmup_lr=1e-5)
+    cfg = PromptTrainConfig(epochs=5, lr=0.0025, warmup_epochs=1, warmup_lr=1e-5)
     assert learning_rate(0, 10, cfg) == learning_rate(9, 10, cfg) == 1e-5
     assert learning_rate(10, 10, cfg) == pytest.approx(0.0025)
     assert learning_rate(30, 10, cfg) == pytest.approx(0.0025 / 2)  # half-way through the cosine
@@ -24,7 +24,7 @@ def test_learning_rate_warm_up_then_cosine():
 def test_frozen_clip_weights_never_change(tiny, tiny_segments):
     before = {k: v.detach().clone() for k, v in tiny.clip.state_dict().items()}
     flags = [p.requires_grad for p in tiny.clip.parameters()]
-    learner, state = train_prompts(tiny, get_method("opendas"), tiny_segments, BASE, NEGATIVES,
+    learner, state = train_prompts(tiny, get_prompt_method("opendas"), tiny_segments, BASE, NEGATIVES,
                                    cfg=_cfg(lr=0.05, warmup_epochs=0), progress=False, log=lambda s: None)
     assert state["done"] and len(state["log"]) == 4  # 2 stages x 2 epochs
     after = tiny.clip.state_dict()
@@ -36,7 +36,7 @@ def test_frozen_clip_weights_never_change(tiny, tiny_segments):
 
 
 def test_resume_continues_at_the_right_step(tiny, tiny_segments, tmp_path):
-    method = get_method("opendas")  # 9 base segments, batch 4: 3 steps per epoch, 6 per stage
+    method = get_prompt_method("opendas")  # 9 base segments, batch 4: 3 steps per epoch, 6 per stage
     args = (tiny, method, tiny_segments, BASE, NEGATIVES)
     quiet = {"progress": False, "log": lambda s: None}
     whole, _ = train_prompts(*args, out=tmp_path / "a", cfg=_cfg(), **quiet)
@@ -55,21 +55,21 @@ def test_resume_continues_at_the_right_step(tiny, tiny_segments, tmp_path):
 
 def test_checkpoint_of_other_settings_is_refused(tiny, tiny_segments, tmp_path):
     quiet = {"progress": False, "log": lambda s: None}
-    train_prompts(tiny, get_method("vpt"), tiny_segments, BASE, out=tmp_path, cfg=_cfg(), stop_after=1, **quiet)
+    train_prompts(tiny, get_prompt_method("vpt"), tiny_segments, BASE, out=tmp_path, cfg=_cfg(), stop_after=1, **quiet)
     with pytest.raises(OvssError, match="other settings \\(config\\)"):
-        train_prompts(tiny, get_method("vpt"), tiny_segments, BASE, out=tmp_path, cfg=_cfg(lr=0.1), **quiet)
+        train_prompts(tiny, get_prompt_method("vpt"), tiny_segments, BASE, out=tmp_path, cfg=_cfg(lr=0.1), **quiet)
 
 
 def test_user_errors(tiny, tiny_segments):
     with pytest.raises(OvssError, match="base class 'tree' is not a class"):
-        train_prompts(tiny, get_method("coop"), tiny_segments, ["sky", "tree"], cfg=_cfg(), progress=False)
+        train_prompts(tiny, get_prompt_method("coop"), tiny_segments, ["sky", "tree"], cfg=_cfg(), progress=False)
     with pytest.raises(OvssError, match="--epochs must be at least 1"):
-        TrainConfig(epochs=0).check()
+        PromptTrainConfig(epochs=0).check()
 
 
 def test_proxy_calibration_joins_the_loss(tiny, tiny_segments):
     quiet = {"progress": False, "log": lambda s: None}
-    args = (tiny, get_method("opendas"), tiny_segments, BASE, NEGATIVES)
+    args = (tiny, get_prompt_method("opendas"), tiny_segments, BASE, NEGATIVES)
     plain, _ = train_prompts(*args, cfg=_cfg(lr=0.05, warmup_epochs=0), **quiet)
     again, _ = train_prompts(*args, cfg=_cfg(lr=0.05, warmup_epochs=0, proxy_weight=0.0), **quiet)
     calibrated, state = train_prompts(*args, cfg=_cfg(lr=0.05, warmup_epochs=0, proxy_weight=1.0), **quiet)
@@ -77,4 +77,4 @@ def test_proxy_calibration_joins_the_loss(tiny, tiny_segments):
     assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), calibrated.parameters()))
     assert all(torch.isfinite(p).all() for p in calibrated.parameters()) and state["done"]
     with pytest.raises(OvssError, match="--proxy-weight must not be negative"):
-        TrainConfig(proxy_weight=-1).check()
+        PromptTrainConfig(proxy_weight=-1).check()

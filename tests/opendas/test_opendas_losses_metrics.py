@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ovss.domain import classification_scores, format_table, hardest_negatives, ramp, triplet_loss
-from ovss.domain.metrics import format_params, per_class_f1
+from ovss.opendas import classification_scores, format_table, hardest_negatives, ramp, triplet_loss
+from ovss.opendas.metrics import format_params, per_class_f1
 
 
 class TestHardestNegatives:

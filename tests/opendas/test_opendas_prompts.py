@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ovss.domain import METHODS, PromptLearner, get_method, load_prompts, save_prompts
+from ovss.opendas import PROMPT_METHODS, PromptLearner, get_prompt_method, load_prompts, save_prompts
 from ovss.errors import OvssError
 
 # ovss-tiny: vision width 128, 6 layers; text width 128, 3 layers
@@ -14,7 +14,7 @@ V_W, V_L, T_W, T_L = 128, 6, 128, 3
     ("vpt", [(8, V_W)] * V_L, []),
 ])
 def test_prompt_shapes_and_parameter_counts(tiny, name, visual, text):
-    m = METHODS[name]
+    m = PROMPT_METHODS[name]
     learner = PromptLearner(tiny, m.visual_k, m.visual_depth, m.text_k, m.text_depth)
     assert [tuple(p.shape) for p in learner.visual] == visual
     assert [tuple(p.shape) for p in learner.text] == text
@@ -29,14 +29,14 @@ def test_prompt_depth_and_errors(tiny):
     assert learner.num_parameters() == 8 * 2 * V_W + 4 * 2 * T_W
     with pytest.raises(OvssError, match="between 1 and 6"):
         PromptLearner(tiny, visual_k=8, visual_depth=7)
-    assert get_method("CoOp").name == "coop"
+    assert get_prompt_method("CoOp").name == "coop"
     with pytest.raises(OvssError, match="unknown adaptation method 'maple'"):
-        get_method("maple")
+        get_prompt_method("maple")
 
 
 def test_text_prompts_start_at_clip_photo_of_a(tiny):
     learner = PromptLearner(tiny)  # first layer from "a photo of a", deeper ones its hidden states
-    plain = PromptLearner(tiny, 0, 0, 0, 0)
+    plain = PromptLearner.unprompted(tiny)
     with torch.no_grad():
         torch.testing.assert_close(learner.encode_names(["boat", "sky"]), plain.encode_names(["boat", "sky"]))
         emb = tiny.clip.token_embedding(tiny.tokenizer(["a photo of a"]))[0, 1:5]
@@ -47,7 +47,7 @@ def test_visual_prompts_change_the_image_embedding(tiny):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         a = PromptLearner(tiny, 8, None, 0, 0).encode_images(x)
-        b = PromptLearner(tiny, 0, 0, 0, 0).encode_images(x)
+        b = PromptLearner.unprompted(tiny).encode_images(x)
     assert a.shape == (2, 128) and not torch.allclose(a, b)
     torch.testing.assert_close(a.norm(dim=-1), torch.ones(2))
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ovss.domain import SegmentSet
+from ovss.opendas import SegmentSet
 
 
 @pytest.fixture(scope="session")

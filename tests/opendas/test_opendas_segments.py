@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from ovss.domain import class_masks, cut_segment, load_segments, mean_pixel
-from ovss.domain import segments as segments_module
+from ovss.opendas import class_masks, cut_segment, load_segments, mean_pixel
+from ovss.opendas import segments as segments_module
 
 
 def test_clip_mean_pixel():

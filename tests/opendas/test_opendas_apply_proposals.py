@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from ovss.domain import PromptLearner, classify_proposals, load_prompt_addition, save_prompts, segments_miou, slic_superpixels
+from ovss.opendas import PromptLearner, classify_proposals, load_prompt_addition, save_prompts, segments_miou, slic_superpixels
 from ovss.segment import Segmenter
 from ovss.text import parse_classes
 
@@ -34,7 +34,7 @@ def test_slic_superpixels_follow_a_colour_edge():
 
 
 def test_classify_proposals_paints_each_mask(tiny):
-    learner = PromptLearner(tiny, 0, 0, 0, 0)
+    learner = PromptLearner.unprompted(tiny)
     image = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
     left = np.zeros((24, 24), dtype=bool)
     left[:, :12] = True
@@ -50,5 +50,5 @@ def test_gt_proposals_miou_on_shapesworld(tiny, tmp_path):
 
     root = write_dataset(tmp_path / "sw", n=2, size=48, split="val", progress=False)
     ds = SegDataset("shapesworld", root, "val")
-    result = segments_miou(PromptLearner(tiny, 0, 0, 0, 0), ds, "gt", base=["sky", "boat"], progress=False)
+    result = segments_miou(PromptLearner.unprompted(tiny), ds, "gt", base=["sky", "boat"], progress=False)
     assert 0.0 <= result["mIoU"] <= 100.0 and result["images"] == 2 and "mIoU novel" in result
