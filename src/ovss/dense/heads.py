@@ -11,7 +11,7 @@ come out of it then go through ``ln_post`` and ``proj`` like the class token doe
 | clearclip | softmax(q q^T)                    | no       | no  | bicubic, (g + 0.1) / n    |
 | naclip    | softmax(k k^T + Gaussian window)  | no       | no  | bicubic, (g + 0.1) / n    |
 
-(values read off the official code; see ``shared/reference/protocols.md``).
+(values read off the official code; see ``docs/protocols.md``).
 """
 from __future__ import annotations
 

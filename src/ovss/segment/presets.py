@@ -1,6 +1,6 @@
 """Published evaluation protocols as data.
 
-Each preset reproduces one system's inference settings (values in shared/reference/protocols.md,
+Each preset reproduces one system's inference settings (values and sources in docs/protocols.md,
 read off the official code); ``per_dataset`` holds the settings that system changes per dataset.
 """
 from __future__ import annotations
