@@ -1,7 +1,7 @@
 """``ovss concepts``: build a co-occurrence dictionary, show a query's contrastive concepts.
 
 Also holds the open-world options that ``ovss segment --open-world`` shares (``add_concept_args``,
-``OpenWorldRun``), so both commands read them the same way.
+``open_world_from_args``), so both commands read them the same way.
 """
 from __future__ import annotations
 
@@ -88,32 +88,12 @@ def _check_thresholds(args: argparse.Namespace) -> None:
             raise OvssError(f"--{name} must be between -1 and 1 (got {value})")
 
 
-class OpenWorldRun:
+def open_world_from_args(args: argparse.Namespace, segmenter, classes):
     """``ovss segment --open-world``: the concepts are chosen once, then every image is segmented."""
+    from ..concepts import OpenWorldQuery
 
-    def __init__(self, args: argparse.Namespace, segmenter, classes):
-        from ..concepts import ClipTextSimilarity, contrastive_concepts
-
-        _check_thresholds(args)
-        self.segmenter = segmenter
-        self.classes = classes
-        source = source_from_args(args)
-        similarity = ClipTextSimilarity.from_segmenter(segmenter)
-        exclude = [s for syn in classes.synonyms for s in syn]
-        self.concepts = contrastive_concepts(classes.names, source, similarity, args.beta, exclude=exclude)
-        self.settings = source.describe()
-
-    def segment(self, image):
-        """(H x W uint8 labels with 255 unlabelled, {name: pixel share} with "(unlabelled)")."""
-        from ..concepts import segment_open_world
-
-        labels = segment_open_world(self.segmenter, image, self.classes, self.concepts).cpu().numpy().astype("uint8")
-        shares = {n: float((labels == i).mean()) for i, n in enumerate(self.classes.names)}
-        shares["(unlabelled)"] = float((labels == 255).mean())
-        return labels, shares
-
-    def describe(self) -> dict:
-        return {"concepts": self.concepts.concepts, "notes": self.concepts.notes, **self.settings}
+    _check_thresholds(args)
+    return OpenWorldQuery(segmenter, classes, source_from_args(args), args.beta)
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -138,7 +118,7 @@ def run_show(args: argparse.Namespace) -> int:
     similarity = None
     if source.name == "cooc" or len(queries) > 1:
         from ..segment import Segmenter
-        from .segment import default_preset
+        from ..segment.single import default_preset
 
         model = load_model_from_args(args)
         similarity = ClipTextSimilarity.from_segmenter(Segmenter(model, preset=default_preset(model)))

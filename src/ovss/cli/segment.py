@@ -54,19 +54,13 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
-def default_preset(model) -> str:
-    from ..model import is_embedded
-
-    return "shapesworld" if is_embedded(model) else "naclip"
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..files import read_rgb, save_image, write_json
+    from ..files import read_rgb
     from ..segment import Segmenter
+    from ..segment.single import default_preset, write_segmentation
     from ..text import parse_classes
-    from ..viz import label_png, overlay
 
     classes = parse_classes(args.classes, args.classes_file)
     files, problems = collect_images(args.inputs)
@@ -88,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
         apply_prompts(seg, args.prompts)
     open_world = None
     if args.open_world:
-        from .concepts import OpenWorldRun
+        from .concepts import open_world_from_args
 
-        open_world = OpenWorldRun(args, seg, classes)
+        open_world = open_world_from_args(args, seg, classes)
     elif args.concepts is not None:
         raise OvssError("--concepts works with --open-world; add --open-world or drop --concepts")
     out = Path(args.out)
@@ -104,13 +98,9 @@ def run(args: argparse.Namespace) -> int:
             if open_world is not None:
                 labels, shares = open_world.segment(image)
             elif tta is not None:
-                import torch
+                from ..adaptation.single import adapt_and_segment
 
-                from ..adaptation.common import label_shares
-
-                torch.manual_seed(0)  # methods with random views give the same labels every run
-                lab = tta(seg, [image], classes, [image.shape[:2]])[0]
-                labels, shares = lab.cpu().numpy().astype("uint8"), label_shares(lab, classes)
+                labels, shares = adapt_and_segment(tta, seg, image, classes)
             else:
                 result = seg.predict(image, classes)
                 labels, shares = result.labels.cpu().numpy().astype("uint8"), result.shares()
@@ -120,14 +110,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         stem = path.stem if path.stem not in stems else f"{path.stem}_{stems[path.stem]}"
         stems[path.stem] = stems.get(path.stem, 0) + 1
-        save_image(out / f"{stem}.png", label_png(labels))
-        save_image(out / f"{stem}_overlay.png", overlay(image, labels, classes.names, list(shares.values())))
-        write_json(out / f"{stem}.json", {
-            "image": str(path), "size": list(image.shape[:2]),
-            "classes": [list(s) for s in classes.synonyms],
-            "pixel_share": shares,
-            "outputs": {"labels": f"{stem}.png", "overlay": f"{stem}_overlay.png"},
-            "settings": seg.settings(),
+        write_segmentation(out, stem, image, labels, classes, shares, str(path), seg.settings(), {
             **({"tta": {"method": tta.name, **tta.hparams()}} if tta is not None else {}),
             **({"open_world": open_world.describe()} if open_world is not None else {}),
         })

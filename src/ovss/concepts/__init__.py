@@ -14,7 +14,7 @@ or a file, segments query plus concepts, and leaves every pixel a concept wins u
 from .cooccurrence import CooccurrenceDictionary, build_dictionary, build_from_file, load_dictionary, save_dictionary
 from .filters import ABSTRACT_FILTERS, WordNet, find_wordnet, make_abstract_filter
 from .llm import CONTRASTIVE_PROMPT, VISIBLE_PROMPT, LLMClient, parse_concept_list, parse_yes_no
-from .openworld import evaluate_iou_single, open_world_classes, segment_open_world
+from .openworld import OpenWorldQuery, evaluate_iou_single, open_world_classes, open_world_result, segment_open_world
 from .similarity import ClipTextSimilarity, TextSimilarity
 from .sources import (
     BETA, DELTA, GAMMA, SOURCES, BackgroundSource, ConceptSet, CooccurrenceSource, Decision, FileSource,
@@ -28,6 +28,6 @@ __all__ = [
     "CooccurrenceSource", "Decision", "FileSource", "LLMClient", "LLMSource", "OracleSource", "Source",
     "TextSimilarity", "WordNet", "build_dictionary", "build_from_file", "contrastive_concepts",
     "evaluate_iou_single", "extract_concepts", "find_wordnet", "load_dictionary", "make_abstract_filter",
-    "make_source", "open_world_classes", "parse_concept_list", "parse_yes_no", "save_dictionary",
+    "make_source", "OpenWorldQuery", "open_world_classes", "open_world_result", "parse_concept_list", "parse_yes_no", "save_dictionary",
     "segment_open_world", "singular",
 ]
