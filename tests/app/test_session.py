@@ -79,7 +79,6 @@ class TestEncodeOnce:
         # the head changes the features: encode again
         fourth = session.run("red, green", RunSettings(preset="shapesworld", head="clip"))
         assert fourth.encoded and session.encodes == 2
-        assert json.loads(fourth.files.record.read_text())["settings"]["head"] == "clip"
 
     def test_a_new_image_is_encoded_the_same_file_is_not(self, tiny_random, tmp_path):
         path = tmp_path / "a.png"
@@ -158,3 +157,23 @@ class TestSameFilesAsTheCommand:
         assert json.loads(run.files.record.read_text())["tta"]["method"] == "tent"
         assert "no score" in run.inspect(0, 0)
         assert session.run("a, b", RunSettings(preset="shapesworld")).encoded and session.encodes == 2
+
+
+def test_opendas_prompts_from_the_command_line_are_used_and_recorded(tiny_random, tmp_path):
+    import torch
+
+    from ovss.domain import PromptLearner, save_prompts
+    from ovss.text import parse_classes
+
+    learner = PromptLearner(tiny_random, seed=1)
+    with torch.no_grad():
+        learner.text[1].add_(0.5)  # away from CLIP's own text, so prompted embeddings are recognisable
+    path = save_prompts(tmp_path / "prompts.safetensors", learner, {"method": "opendas"})
+    session = ImageSession(tiny_random, tmp_path / "out", prompts=str(path))
+    session.set_image(_small_image(size=(32, 32)))
+    run = session.run("sky, boat", SW)
+    settings = json.loads(run.files.record.read_text())["settings"]
+    assert settings["prompts"]["method"] == "opendas" and settings["prompts"]["file"] == str(path)
+    with torch.no_grad():
+        torch.testing.assert_close(session.segmenter(None, "shapesworld").class_embeddings(parse_classes("sky, boat")),
+                                   learner.encode_names(["sky", "boat"]))

@@ -58,8 +58,7 @@ def build_page(model, prompts: str | None = None, max_pixels: int = MAX_PIXELS, 
     """The gradio Blocks of the page, and the folder its sessions write into."""
     gr = import_gradio()
     from ..dense import HEADS
-    from ..segment import PRESETS
-    from ..segment.single import default_preset
+    from ..segment import PRESETS, default_preset
     from .examples import write_examples
 
     work = Path(work_dir or tempfile.mkdtemp(prefix="ovss-app-"))

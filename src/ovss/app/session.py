@@ -23,8 +23,8 @@ from PIL import Image
 
 from ..errors import OvssError
 from ..files import read_rgb
-from ..segment import SegmentationResult, Segmenter, get_preset
-from ..segment.single import SegmentationFiles, default_preset, write_segmentation
+from ..segment import SegmentationResult, Segmenter, default_preset, get_preset
+from ..segment.single import SegmentationFiles, write_segmentation
 from ..text import ClassList, parse_classes
 from ..viz import UNLABELLED
 

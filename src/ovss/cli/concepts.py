@@ -117,8 +117,7 @@ def run_show(args: argparse.Namespace) -> int:
     source = source_from_args(args, class_names)
     similarity = None
     if source.name == "cooc" or len(queries) > 1:
-        from ..segment import Segmenter
-        from ..segment.single import default_preset
+        from ..segment import Segmenter, default_preset
 
         model = load_model_from_args(args)
         similarity = ClipTextSimilarity.from_segmenter(Segmenter(model, preset=default_preset(model)))

@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..files import read_rgb
-    from ..segment import Segmenter
-    from ..segment.single import default_preset, write_segmentation
+    from ..segment import Segmenter, default_preset
+    from ..segment.single import write_segmentation
     from ..text import parse_classes
 
     classes = parse_classes(args.classes, args.classes_file)

@@ -73,9 +73,7 @@ class Segmenter:
         return self.model.device
 
     def settings(self) -> dict:
-        settings = {"head": self.head.name, **self.preset.settings(), **self.model.describe()}
-        settings["head"] = self.head.name  # the preset's settings name its default head; record the one used
-        return settings
+        return {"head": self.head.name, **self.preset.settings(), **self.model.describe()}
 
     # image side -----------------------------------------------------------------------------
 

@@ -108,6 +108,14 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def default_preset(model, dataset: str | None = None) -> str:
+    """The one rule for the preset when none is chosen (Python API, ``segment``, ``bench``): the
+    embedded models' own protocol on any image or on ShapesWorld, the NACLIP protocol otherwise."""
+    from ..model import is_embedded
+
+    return "shapesworld" if is_embedded(model) and dataset in (None, "shapesworld") else "naclip"
+
+
 def get_preset(name: str | Preset, dataset: str | None = None) -> Preset:
     if isinstance(name, Preset):
         return name.for_dataset(dataset)

@@ -17,13 +17,6 @@ from ..text import ClassList
 from ..viz import label_png, overlay
 
 
-def default_preset(model) -> str:
-    """The embedded model's own protocol (it was trained on ShapesWorld); NACLIP's for any other CLIP."""
-    from ..model import is_embedded
-
-    return "shapesworld" if is_embedded(model) else "naclip"
-
-
 @dataclass(frozen=True)
 class SegmentationFiles:
     labels: Path
