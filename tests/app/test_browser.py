@@ -79,7 +79,7 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which(CHROMIUM) or CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1250", "--force-device-scale-factor=1", "--no-first-run"):
+                "--window-size=1400,1400", "--force-device-scale-factor=1", "--no-first-run"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(shutil.which(CHROMEDRIVER) or CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
