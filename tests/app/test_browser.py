@@ -93,19 +93,22 @@ def _wait(driver, condition, timeout=60, what="the page"):
     return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message=f"waiting for {what}")
 
 
-def _status(driver) -> str:
-    return driver.find_element("css selector", "#ovss-status").text
+def _status(driver, number: int) -> str:
+    """The status line of the page's ``number``-th run ("run N: ..."), or "" while it is not there
+    (gradio overlays a "processing" line while a run is pending)."""
+    text = driver.find_element("css selector", "#ovss-status").text
+    return next((line for line in text.splitlines() if line.startswith(f"run {number}:")), "")
 
 
-def _run(driver, classes: str):
-    """Type ``classes``, press Segment, wait until the status line changes."""
+def _run(driver, classes: str, number: int) -> str:
+    """Type ``classes``, press Segment, and return the status line of this, the ``number``-th run."""
     box = driver.find_element("css selector", "#ovss-classes textarea")
     box.clear()
     box.send_keys(classes)
-    before = _status(driver)
     driver.find_element("css selector", "#ovss-run").click()
-    _wait(driver, lambda d: _status(d).startswith("run ") and _status(d) != before, what="the status line after Segment")
-    return _status(driver)
+    _wait(driver, lambda d: _status(d, number) and "processing" not in d.find_element("css selector", "#ovss-status").text,
+          what=f"the status line of run {number}")
+    return _status(driver, number)
 
 
 def _table(driver) -> dict[str, float]:
@@ -133,7 +136,7 @@ def test_page_segments_like_the_command_and_shows_errors(server, browser, exampl
     # upload the ShapesWorld image, type classes, run
     browser.find_element("css selector", "#ovss-image input[type=file]").send_keys(str(example_image))
     _wait(browser, lambda d: d.find_elements("css selector", "#ovss-image img"), what="the uploaded image preview")
-    status = _run(browser, EXAMPLE_CLASSES)
+    status = _run(browser, EXAMPLE_CLASSES, 1)
     assert "encoded the image, then decoded" in status, status
     _wait(browser, lambda d: d.execute_script(
         "const i = document.querySelector('#ovss-overlay img'); return i && i.complete && i.naturalWidth > 0;"),
@@ -151,7 +154,7 @@ def test_page_segments_like_the_command_and_shows_errors(server, browser, exampl
     assert abs(sum(page.values()) - 100) < 0.05
 
     # another class list decodes the cached features again, without re-encoding
-    status = _run(browser, EXAMPLE_CLASSES + ", boat")
+    status = _run(browser, EXAMPLE_CLASSES + ", boat", 2)
     assert "no re-encoding" in status, status
     assert set(_table(browser)) <= set(EXAMPLE_CLASSES.split(", ") + ["boat"])
 
@@ -167,13 +170,13 @@ def test_page_segments_like_the_command_and_shows_errors(server, browser, exampl
         _screenshot(browser, Path(shot))
 
     # errors are messages on the page, and the server keeps serving
-    status = _run(browser, " , ")
+    status = _run(browser, " , ", 3)
     assert "error:" in status and "empty" in status, status
     not_image = tmp_path / "notes.png"
     not_image.write_text("not an image")
     browser.find_element("css selector", "#ovss-image-file input[type=file]").send_keys(str(not_image))
     _wait(browser, lambda d: "notes" in d.find_element("css selector", "#ovss-image-file").text, what="the file upload")
-    status = _run(browser, EXAMPLE_CLASSES)
+    status = _run(browser, EXAMPLE_CLASSES, 4)
     assert "error:" in status and "cannot read notes.png as an image" in status, status
     assert proc.poll() is None
 
