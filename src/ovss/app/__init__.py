@@ -28,8 +28,24 @@ def serve(model_name: str | None = None, pretrained: str | None = None, device: 
         raise OvssError(f"--max-upload-mb must be positive (got {max_upload_mb})")
     if max_pixels is not None and max_pixels < 1:
         raise OvssError(f"--max-pixels must be positive (got {max_pixels})")
+    check_port(host, port)
     from ..model import load_model
 
     model = load_model(model_name, pretrained, device=device)
     launch_page(model, host=host, port=port, prompts=prompts, max_upload_mb=max_upload_mb,
                 max_pixels=max_pixels or MAX_PIXELS)
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port that cannot be served (taken, privileged, out of range) before the model loads."""
+    import socket
+
+    from ..errors import OvssError
+
+    if not 0 < port < 65536:
+        raise OvssError(f"--port must be between 1 and 65535 (got {port})")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.bind((host, port))
+    except OSError as e:
+        raise OvssError(f"cannot serve on {host}:{port} ({e.strerror or e}); choose another --port or --host") from None

@@ -12,7 +12,6 @@ import threading
 import traceback
 from pathlib import Path
 
-import numpy as np
 
 from ..errors import OvssError
 from ..viz import UNLABELLED, label_png, palette
@@ -171,11 +170,16 @@ def launch_page(model, host: str = "127.0.0.1", port: int = 7860, prompts: str |
     page, work = build_page(model, prompts=prompts, max_pixels=max_pixels)
     theme = gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(MONO_FONTS))
     print(f"ovss app: http://{host}:{port} (sessions write to {work}; Ctrl+C stops)", flush=True)
-    page.queue(default_concurrency_limit=1).launch(
-        server_name=host, server_port=port, share=False, inbrowser=False, show_error=True, quiet=True,
-        max_file_size=int(max_upload_mb * 1024 * 1024), allowed_paths=[str(work)], theme=theme, ssr_mode=False,
-        mcp_server=False, state_session_capacity=50, footer_links=[],
-    )
+    try:
+        page.queue(default_concurrency_limit=1).launch(
+            server_name=host, server_port=port, share=False, inbrowser=False, show_error=True, quiet=True,
+            max_file_size=int(max_upload_mb * 1024 * 1024), allowed_paths=[str(work)], theme=theme, ssr_mode=False,
+            mcp_server=False, state_session_capacity=50, footer_links=[],
+        )
+    finally:  # the examples and every session's files were written by this run: remove them with it
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _file_path(value) -> str | None:
