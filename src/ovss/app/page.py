@@ -6,6 +6,7 @@ would fetch Google fonts), analytics are off, and gradio ships its front end ins
 
 import html
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -170,6 +171,7 @@ def launch_page(model, host: str = "127.0.0.1", port: int = 7860, prompts: str |
     page, work = build_page(model, prompts=prompts, max_pixels=max_pixels)
     theme = gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(MONO_FONTS))
     print(f"ovss app: http://{host}:{port} (sessions write to {work}; Ctrl+C stops)", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it like Ctrl+C, cleaning up
     try:
         page.queue(default_concurrency_limit=1).launch(
             server_name=host, server_port=port, share=False, inbrowser=False, show_error=True, quiet=True,
