@@ -13,13 +13,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The tests also need the page's extra (gradio); `make demo` and `make bench` do not.
+TEST_STAMP := $(VENV)/.ovss-test-installed
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,app]'
+	@touch $(TEST_STAMP)
+
 # Generate a ShapesWorld scene and segment it with the embedded default model.
 demo: setup
 	$(VENV)/bin/ovss world make --out $(OUT)/world --n 2 --seed 7
 	$(VENV)/bin/ovss segment $(OUT)/world/images/val --classes-file $(OUT)/world/classes.txt --out $(OUT)/segment
 	@echo "overlays: $(OUT)/segment/*_overlay.png"
 
-test: setup
+test: $(TEST_STAMP)
 	$(PY) -m pytest
 
 bench: setup

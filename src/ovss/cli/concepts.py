@@ -1,7 +1,7 @@
 """``ovss concepts``: build a co-occurrence dictionary, show a query's contrastive concepts.
 
 Also holds the open-world options that ``ovss segment --open-world`` shares (``add_concept_args``,
-``OpenWorldRun``), so both commands read them the same way.
+``open_world_from_args``), so both commands read them the same way.
 """
 from __future__ import annotations
 
@@ -89,11 +89,11 @@ def _check_thresholds(args: argparse.Namespace) -> None:
 
 
 def open_world_from_args(args: argparse.Namespace, segmenter, classes):
-    """``ovss segment --open-world``: the library's ``OpenWorldSegmenter`` built from the options."""
-    from ..concepts import OpenWorldSegmenter
+    """``ovss segment --open-world``: the concepts are chosen once, then every image is segmented."""
+    from ..concepts import OpenWorldQuery
 
     _check_thresholds(args)
-    return OpenWorldSegmenter(segmenter, classes, source_from_args(args), beta=args.beta)
+    return OpenWorldQuery(segmenter, classes, source_from_args(args), args.beta)
 
 
 def run_build(args: argparse.Namespace) -> int:

@@ -68,11 +68,11 @@ def check_dataset_name(name: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..files import JSON_MARK_KEY, OVSS_MARK, read_rgb, save_image, write_json
+    from ..files import read_rgb
     from ..segment import Segmenter, default_preset
     from ..segment.outputs import plan_outputs
+    from ..segment.single import write_segmentation
     from ..text import parse_classes
-    from ..viz import label_png, overlay
     from .common import check_model_args, check_out_dir
 
     # everything a user can get wrong is checked before the model loads
@@ -115,13 +115,9 @@ def run(args: argparse.Namespace) -> int:
             if open_world is not None:
                 labels, shares = open_world.segment(image)
             elif tta is not None:
-                import torch
+                from ..adaptation.single import adapt_and_segment
 
-                from ..segment import label_shares
-
-                torch.manual_seed(0)  # methods with random views give the same labels every run
-                lab = tta(seg, [image], classes, [image.shape[:2]])[0]
-                labels, shares = lab.cpu().numpy().astype("uint8"), label_shares(lab, classes)
+                labels, shares = adapt_and_segment(tta, seg, image, classes)
             else:
                 result = seg.predict(image, classes)
                 labels, shares = result.labels.cpu().numpy().astype("uint8"), result.shares()
@@ -129,15 +125,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"ovss: error: {e}", file=sys.stderr)
             failed += 1
             continue
-        save_image(out / f"{stem}.png", label_png(labels))
-        save_image(out / f"{stem}_overlay.png", overlay(image, labels, classes.names, list(shares.values())))
-        write_json(out / f"{stem}.json", {
-            JSON_MARK_KEY: OVSS_MARK,
-            "image": str(path), "size": list(image.shape[:2]),
-            "classes": [list(s) for s in classes.synonyms],
-            "pixel_share": shares,
-            "outputs": {"labels": f"{stem}.png", "overlay": f"{stem}_overlay.png"},
-            "settings": seg.settings(),
+        write_segmentation(out, stem, image, labels, classes, shares, str(path), seg.settings(), {
             **({"tta": {"method": tta.name, **tta.hparams()}} if tta is not None else {}),
             **({"open_world": open_world.describe()} if open_world is not None else {}),
         })

@@ -17,7 +17,7 @@ _LAZY = {
     **dict.fromkeys(['CooccurrenceDictionary', 'build_dictionary', 'build_from_file', 'load_dictionary', 'save_dictionary'], 'cooccurrence'),
     **dict.fromkeys(['ABSTRACT_FILTERS', 'WordNet', 'find_wordnet', 'make_abstract_filter'], 'filters'),
     **dict.fromkeys(['CONTRASTIVE_PROMPT', 'LLMClient', 'VISIBLE_PROMPT', 'parse_concept_list', 'parse_yes_no'], 'llm'),
-    **dict.fromkeys(['OpenWorldSegmenter', 'evaluate_iou_single', 'open_world_classes', 'segment_open_world'], 'openworld'),
+    **dict.fromkeys(['OpenWorldQuery', 'evaluate_iou_single', 'open_world_classes', 'open_world_result', 'segment_open_world'], 'openworld'),
     **dict.fromkeys(['ClipTextSimilarity', 'TextSimilarity'], 'similarity'),
     **dict.fromkeys(['BETA', 'BackgroundSource', 'ConceptSet', 'CooccurrenceSource', 'DELTA', 'Decision', 'FileSource', 'GAMMA', 'LLMSource', 'OracleSource', 'SOURCES', 'Source', 'contrastive_concepts', 'make_source'], 'sources'),
     **dict.fromkeys(['UNINFORMATIVE', 'extract_concepts', 'singular'], 'vocabulary'),
@@ -25,11 +25,11 @@ _LAZY = {
 
 __all__ = [
     "ABSTRACT_FILTERS", "BETA", "CONTRASTIVE_PROMPT", "DELTA", "GAMMA", "SOURCES", "UNINFORMATIVE",
-    "VISIBLE_PROMPT", "BackgroundSource", "OpenWorldSegmenter", "ClipTextSimilarity", "ConceptSet", "CooccurrenceDictionary",
+    "VISIBLE_PROMPT", "BackgroundSource", "ClipTextSimilarity", "ConceptSet", "CooccurrenceDictionary",
     "CooccurrenceSource", "Decision", "FileSource", "LLMClient", "LLMSource", "OracleSource", "Source",
     "TextSimilarity", "WordNet", "build_dictionary", "build_from_file", "contrastive_concepts",
     "evaluate_iou_single", "extract_concepts", "find_wordnet", "load_dictionary", "make_abstract_filter",
-    "make_source", "open_world_classes", "parse_concept_list", "parse_yes_no", "save_dictionary",
+    "make_source", "OpenWorldQuery", "open_world_classes", "open_world_result", "parse_concept_list", "parse_yes_no", "save_dictionary",
     "segment_open_world", "singular",
 ]
 

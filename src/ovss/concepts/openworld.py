@@ -50,6 +50,12 @@ def segment_open_world(
     reuses the image of the segmenter's last ``set_image``. Pixels below the preset's prob_thd
     become unlabelled too, never query 0.
     """
+    return open_world_result(segmenter, image, queries, concepts, output_size)[0]
+
+
+def open_world_result(segmenter, image, queries, concepts, output_size=None):
+    """``segment_open_world``'s labels and the closed-world result over queries plus concepts behind
+    them (its ``probs`` give each pixel's score, its ``classes`` the concept that won it)."""
     classes, n = open_world_classes(queries, concepts)
     result = segmenter.predict(image, classes, output_size=output_size)
     labels = result.labels.clone().long()
@@ -57,7 +63,36 @@ def segment_open_world(
     thd = segmenter.preset.prob_thd
     if thd > 0:
         labels[result.probs.max(dim=0).values < thd] = UNLABELLED
-    return labels
+    return labels, result
+
+
+class OpenWorldQuery:
+    """Queries whose contrastive concepts are chosen once, then segmented on any number of images
+    (``ovss segment --open-world`` and the page's open-world mode)."""
+
+    def __init__(self, segmenter, classes: ClassList, source: Source, beta: float | None = BETA):
+        exclude = [s for syn in classes.synonyms for s in syn]
+        self.segmenter = segmenter
+        self.classes = classes
+        self.concepts = contrastive_concepts(classes.names, source, ClipTextSimilarity.from_segmenter(segmenter),
+                                             beta, exclude=exclude)
+        self.settings = source.describe()
+
+    def segment(self, image):
+        """(H x W uint8 labels with 255 unlabelled, {name: pixel share} with "(unlabelled)" last)."""
+        return self.segment_with_result(image)[:2]
+
+    def segment_with_result(self, image):
+        """``segment``'s labels and shares, and the closed-world result behind them."""
+        from ..segment import label_shares
+
+        labels, result = open_world_result(self.segmenter, image, self.classes, self.concepts)
+        shares = label_shares(labels, self.classes)
+        shares["(unlabelled)"] = float((labels == UNLABELLED).double().mean())
+        return labels.cpu().numpy().astype("uint8"), shares, result
+
+    def describe(self) -> dict:
+        return {"concepts": self.concepts.concepts, "notes": self.concepts.notes, **self.settings}
 
 
 def evaluate_iou_single(
@@ -116,28 +151,3 @@ def evaluate_iou_single(
         "settings": {**src.describe(), "beta": beta, "background_index": background_index},
     }
 
-
-class OpenWorldSegmenter:
-    """Open-world segmentation of a fixed list of queries over many images: the contrastive concepts
-    are chosen once (from ``source``, contrasted with ``beta`` between queries), then every image is
-    segmented against queries plus concepts and each concept's pixels are left unlabelled (255)."""
-
-    def __init__(self, segmenter, classes, source: Source, beta: float = BETA):
-        self.segmenter = segmenter
-        self.classes = parse_classes(classes)
-        similarity = ClipTextSimilarity.from_segmenter(segmenter)
-        exclude = [s for syn in self.classes.synonyms for s in syn]
-        self.concepts = contrastive_concepts(self.classes.names, source, similarity, beta, exclude=exclude)
-        self.source_settings = source.describe()
-
-    def segment(self, image) -> tuple[np.ndarray, dict[str, float]]:
-        """(H x W uint8 labels with 255 unlabelled, {name: pixel share} with "(unlabelled)")."""
-        from ..segment import label_shares
-
-        labels = segment_open_world(self.segmenter, image, self.classes, self.concepts)
-        shares = label_shares(labels, self.classes)
-        shares["(unlabelled)"] = float((labels == UNLABELLED).double().mean())
-        return labels.cpu().numpy().astype("uint8"), shares
-
-    def describe(self) -> dict:
-        return {"concepts": self.concepts.concepts, "notes": self.concepts.notes, **self.source_settings}
