@@ -63,7 +63,7 @@ def default_preset(model) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..files import read_rgb, save_image, write_json
+    from ..files import read_image, save_image, write_json
     from ..segment import Segmenter
     from ..text import parse_classes
     from ..viz import label_png, overlay
@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     failed = len(problems)
     for path in tqdm(files, desc="segment", unit="img", disable=len(files) < 2):
         try:
-            image = read_rgb(path)
+            loaded = read_image(path)
+            image = loaded.rgb
             if open_world is not None:
                 labels, shares = open_world.segment(image)
             elif tta is not None:
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         save_image(out / f"{stem}.png", label_png(labels))
         save_image(out / f"{stem}_overlay.png", overlay(image, labels, classes.names, list(shares.values())))
         write_json(out / f"{stem}.json", {
-            "image": str(path), "size": list(image.shape[:2]),
+            "image": str(path), "size": list(image.shape[:2]), **loaded.describe(),
             "classes": [list(s) for s in classes.synonyms],
             "pixel_share": shares,
             "outputs": {"labels": f"{stem}.png", "overlay": f"{stem}_overlay.png"},
