@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ..files import read_image, save_image, write_json
     from ..segment import Segmenter
     from ..text import parse_classes
-    from ..viz import label_png, overlay
+    from ..viz import label_png, overlay, overlay_size
 
     classes = parse_classes(args.classes, args.classes_file)
     files, problems = collect_images(args.inputs)
@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     stems: dict[str, int] = {}
     failed = len(problems)
     for path in tqdm(files, desc="segment", unit="img", disable=len(files) < 2):
+        reduced: dict = {}  # work done below the photo's size to bound memory: said in the JSON and the log
         try:
             loaded = read_image(path)
             image = loaded.rgb
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 result = seg.predict(image, classes)
                 labels, shares = result.labels.cpu().numpy().astype("uint8"), result.shares()
+                reduced = {k: v for k, v in (result.reduced or {}).items() if k in ("input_size", "pamr_size")}
         except OvssError as e:
             print(f"ovss: error: {e}", file=sys.stderr)
             failed += 1
@@ -123,12 +125,20 @@ def run(args: argparse.Namespace) -> int:
         stems[path.stem] = stems.get(path.stem, 0) + 1
         save_image(out / f"{stem}.png", label_png(labels))
         save_image(out / f"{stem}_overlay.png", overlay(image, labels, classes.names, list(shares.values())))
+        if overlay_size(*labels.shape) != labels.shape:
+            reduced["overlay_size"] = list(overlay_size(*labels.shape))
+        if reduced:
+            what = {"input_size": "the model saw it", "pamr_size": "PAMR ran", "overlay_size": "the overlay is"}
+            done = ", ".join(f"{what[k]} at {v[1]}x{v[0]}" for k, v in reduced.items())
+            print(f"ovss: note: {path} is {labels.shape[1]}x{labels.shape[0]} pixels: {done}, to bound memory; "
+                  "labels are at full size", file=sys.stderr)
         write_json(out / f"{stem}.json", {
             "image": str(path), "size": list(image.shape[:2]), **loaded.describe(),
             "classes": [list(s) for s in classes.synonyms],
             "pixel_share": shares,
             "outputs": {"labels": f"{stem}.png", "overlay": f"{stem}_overlay.png"},
             "settings": seg.settings(),
+            **({"reduced": {"why": "bounded memory", "labels_size": list(labels.shape), **reduced}} if reduced else {}),
             **({"tta": {"method": tta.name, **tta.hparams()}} if tta is not None else {}),
             **({"open_world": open_world.describe()} if open_world is not None else {}),
         })

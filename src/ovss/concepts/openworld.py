@@ -56,7 +56,7 @@ def segment_open_world(
     labels[labels >= n] = UNLABELLED
     thd = segmenter.preset.prob_thd
     if thd > 0:
-        labels[result.probs.max(dim=0).values < thd] = UNLABELLED
+        labels[result.confidence < thd] = UNLABELLED
     return labels
 
 
