@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 lab = tta(seg, [image], classes, [image.shape[:2]])[0]
                 labels, shares = lab.cpu().numpy().astype("uint8"), label_shares(lab, classes)
             else:
-                result = seg.predict(image, classes)
+                result = seg.predict(image, classes, output_size=image.shape[:2])  # mlmp too: labels fit the photo
                 labels, shares = result.labels.cpu().numpy().astype("uint8"), result.shares()
                 reduced = {k: v for k, v in (result.reduced or {}).items() if k in ("input_size", "pamr_size")}
         except OvssError as e:

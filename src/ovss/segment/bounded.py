@@ -4,7 +4,8 @@ A 24-megapixel photo decoded the plain way holds several class-score maps of Q x
 once (and PAMR a few dozen image-sized maps): 20 GB. Above the limits below, ``Segmenter`` keeps
 the class scores at the size the model worked at, upsamples them a band of rows at a time and
 takes the argmax per band, so only the H x W labels are ever held at full size; PAMR runs at no
-more than ``MAX_WORK_PIXELS``, and so does the model's input under a preset that does not resize.
+more than ``MAX_WORK_PIXELS``, and a preset that keeps the photo's size gives the
+model at most ``MAX_INPUT_PIXELS``.
 Below the limits (every benchmark image) nothing changes.
 """
 from __future__ import annotations
@@ -20,8 +21,10 @@ from PIL import Image
 # scores held at once: above this many Q x H x W elements (256 MB of float32), decode in bands
 MAX_DENSE_ELEMENTS = 1 << 26
 # PAMR and the returned score maps work at no more pixels than this (Cityscapes' 1024 x 2048 fits)
-# and a preset that keeps the photo's size (shapesworld) gives the model at most this many pixels
 MAX_WORK_PIXELS = 2048 * 1024
+# a preset that keeps the photo's size (shapesworld) gives the model at most this many pixels
+# (the published presets resize to a short side of 336 to 560 themselves)
+MAX_INPUT_PIXELS = 2048 * 1024
 # one band of the banded decode: at most this many Q x rows x W elements
 BAND_ELEMENTS = 1 << 24
 # windows encoded, and window scores upsampled, per step: at most this many pixels of windows

@@ -121,7 +121,8 @@ class Segmenter:
         size = tuple(image.shape[:2]) if isinstance(image, np.ndarray) else tuple(image.shape[-2:])
         p = self.preset
         wanted = resized_size(*size, p.resize_short, p.max_long, p.resize_to)
-        work = bounded.bounded_size(wanted, bounded.MAX_WORK_PIXELS)
+        keeps_size = p.resize_short is None and p.resize_to is None
+        work = bounded.bounded_size(wanted, bounded.MAX_INPUT_PIXELS) if keeps_size else wanted
         if work != wanted:  # a preset that keeps the size (shapesworld) on a 24 MP photo: bounded memory
             image = bounded.shrink_image(image, work)
         x = self.preprocess(image)
