@@ -5,6 +5,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 UNLABELLED = 255
+# overlays are pictures to look at: larger photos get an overlay of at most this many pixels
+OVERLAY_MAX_PIXELS = 2048 * 2048
 
 
 def palette(n: int = 256) -> np.ndarray:
@@ -31,18 +33,36 @@ def label_png(labels: np.ndarray) -> Image.Image:
     return im
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, names: list[str], shares: list[float] | None = None, alpha: float = 0.5) -> Image.Image:
+def overlay_size(height: int, width: int, max_pixels: int | None = None) -> tuple[int, int]:
+    """The size ``overlay`` draws a ``height`` x ``width`` image at: unchanged up to ``max_pixels``
+    (default ``OVERLAY_MAX_PIXELS``), else scaled down with its ratio kept."""
+    limit = OVERLAY_MAX_PIXELS if max_pixels is None else max_pixels
+    if height * width <= limit:
+        return height, width
+    scale = (limit / (height * width)) ** 0.5
+    return max(1, int(height * scale)), max(1, int(width * scale))
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, names: list[str], shares: list[float] | None = None, alpha: float = 0.5,
+            max_pixels: int | None = None) -> Image.Image:
     """The image blended with class colours, and a legend of the classes present on the right.
 
-    Pixels labelled 255 (unlabelled, e.g. open-world mode) keep the plain image.
+    Pixels labelled 255 (unlabelled, e.g. open-world mode) keep the plain image. Images above
+    ``max_pixels`` are drawn at ``overlay_size`` (a 24-megapixel overlay is a 65 MB PNG nobody
+    needs); the legend lists the classes present in the full-size labels.
     """
     colours = palette(256)
+    size = overlay_size(*labels.shape[:2], max_pixels)
+    present_labels = {i for i in [*range(len(names)), UNLABELLED] if (labels == i).any()}
+    if size != tuple(labels.shape[:2]):
+        image = np.asarray(Image.fromarray(image).resize(size[::-1], Image.BOX))
+        labels = np.asarray(Image.fromarray(labels.astype(np.uint8)).resize(size[::-1], Image.NEAREST))
     tinted = image.astype(np.float32).copy()
     mask = labels != UNLABELLED
     tinted[mask] = (1 - alpha) * tinted[mask] + alpha * colours[labels[mask]].astype(np.float32)
     body = Image.fromarray(np.clip(tinted, 0, 255).astype(np.uint8))
-    present = [i for i in range(len(names)) if (labels == i).any()]
-    if (~mask).any():
+    present = [i for i in range(len(names)) if i in present_labels]
+    if UNLABELLED in present_labels:
         present.append(UNLABELLED)
     font = ImageFont.load_default()
     row = 16

@@ -41,3 +41,39 @@ def test_list_prints_every_dataset(capsys) -> None:
 
     for name in DATASETS:
         assert f"\n{name} " in out
+
+
+def _world(tmp_path: Path, n: int = 4) -> Path:
+    from ovss.world import write_dataset
+
+    return write_dataset(tmp_path / "sw", n=n, seed=1, split="val", size=24, progress=False)
+
+
+def test_check_lists_an_image_replaced_by_garbage(tmp_path: Path, capsys) -> None:
+    root = _world(tmp_path)
+    images = sorted((root / "images/val").glob("*.png"))
+    images[1].write_bytes(b"this is not a PNG at all" * 10)
+    truncated = sorted((root / "annotations/val").glob("*.png"))[2]
+    truncated.write_bytes(truncated.read_bytes()[:40])  # a cut-off download: header there, data gone
+    assert _run(["data", "check", str(root), "--dataset", "shapesworld"]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("- ")]
+    assert len(lines) == 2, err
+    assert str(images[1]) in lines[0] and "cannot read image" in lines[0] and "UnidentifiedImageError" in lines[0]
+    assert str(truncated) in lines[1] and "cannot read annotation" in lines[1]
+    assert "2 problem(s)" in err
+
+
+def test_check_finds_an_annotation_of_another_size(tmp_path: Path, capsys) -> None:
+    root = _world(tmp_path, n=2)
+    label = sorted((root / "annotations/val").glob("*.png"))[0]
+    Image.fromarray(np.zeros((24, 20), np.uint8)).save(label)
+    assert _run(["data", "check", str(root), "--dataset", "shapesworld"]) == 1
+    err = capsys.readouterr().err
+    assert f"annotation {label} is 20x24 but image" in err and "is 24x24" in err
+
+
+def test_check_of_a_clean_world_is_ok(tmp_path: Path, capsys) -> None:
+    root = _world(tmp_path, n=3)
+    assert _run(["data", "check", str(root), "--dataset", "shapesworld"]) == 0
+    assert capsys.readouterr().out.startswith("ok: 3 images, 3 annotations")

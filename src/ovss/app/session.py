@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import OvssError
-from ..files import read_rgb
+from ..files import read_image
 from ..segment import SegmentationResult, Segmenter, default_preset, get_preset
 from ..segment.single import SegmentationFiles, write_segmentation
 from ..text import ClassList, parse_classes
@@ -150,14 +150,16 @@ class ImageSession:
     # image -----------------------------------------------------------------------------------
 
     def load_image(self, path: str | os.PathLike, name: str | None = None) -> np.ndarray:
-        """Read an uploaded file the way ``ovss segment`` reads it (``files.read_rgb``)."""
+        """Read an uploaded file the way ``ovss segment`` reads it (``files.read_image``: upright)."""
         stat = os.stat(path) if os.path.isfile(path) else None
         source = (str(path), stat.st_size, stat.st_mtime_ns) if stat else None
         if source is not None and source == self.image_source and self.image is not None:
             return self.image  # the same upload again: keep the encoded features
         check_image_file(path, self.max_pixels)
-        self.set_image(read_rgb(path), name or Path(path).name)
+        loaded = read_image(path)
+        self.set_image(loaded.rgb, name or Path(path).name)
         self.image_source = source
+        self.image_record = loaded.describe()
         return self.image
 
     def set_image(self, image: np.ndarray, name: str = "image") -> None:
@@ -169,6 +171,7 @@ class ImageSession:
         self.image = image
         self.image_name = name
         self.image_source = None
+        self.image_record: dict = {}  # how the file was read (EXIF orientation), as ovss segment records it
         self.last = None
         self._encoded_for = None
 
@@ -236,6 +239,7 @@ class ImageSession:
                 labels, shares = result.labels.cpu().numpy().astype("uint8"), result.shares()
                 seconds["decode"] = time.perf_counter() - t0
             extra = {  # the keys ovss segment writes, so the downloaded JSON is the command's
+                **self.image_record,
                 **({"tta": {"method": tta.name, **tta.hparams()}} if tta is not None else {}),
                 **({"open_world": open_world.describe()} if open_world is not None else {}),
             }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from ..errors import OvssError
@@ -56,14 +57,38 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = _stop_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except OvssError as e:
         print(f"ovss: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("ovss: terminated (SIGTERM); finished results are kept and a rerun resumes", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("ovss: interrupted; finished results are kept and a rerun resumes", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler's time limit) unwinds like Ctrl-C: checkpoints are saved,
+    DataLoader workers are shut down, and the user gets one line instead of a silent death."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _stop_on_sigterm():
+    """Turn SIGTERM into ``Terminated`` while a command runs; returns the handler to restore."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (main() called from a thread): leave signals alone
+        return None
 
 
 if __name__ == "__main__":

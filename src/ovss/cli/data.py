@@ -14,9 +14,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                                    description="The benchmark datasets ovss reads (MMSegmentation's folder layout).")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
 
-    check = sub.add_parser("check", help="check that ROOT holds a dataset in the expected layout",
-                           description="Check that ROOT holds the dataset in the layout ovss expects and name "
-                                       "what is missing, with the command that prepares it.")
+    check = sub.add_parser(
+        "check", help="check that ROOT holds a dataset in the expected layout and every file opens",
+        description="Check the folder layout, then open every image and annotation header (fast, no decoding) "
+                    "and list the broken files and size mismatches.",
+    )
     check.add_argument("root", metavar="ROOT", help="dataset root, or the folder above it (e.g. data/ holding VOCdevkit)")
     check.add_argument("--dataset", required=True, metavar="NAME", help="registered dataset name (see `ovss data list`)")
     check.add_argument("--split", default="val", help="split to check (default: val)")
@@ -33,8 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run_check(args: argparse.Namespace) -> int:
     from ..data import scan_layout
+    from ..data.integrity import check_files
 
     report = scan_layout(args.dataset, args.root, args.split)
+    broken = check_files(report.items, progress=True)  # every image and annotation header: found now, not mid-run
+    report.problems.extend(broken)
     if report.problems:
         print(f"{report.dataset} ({args.split}) at {report.root}: {len(report.problems)} problem(s)", file=sys.stderr)
         for problem in report.problems:

@@ -68,11 +68,12 @@ def check_dataset_name(name: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..files import read_rgb
+    from ..files import read_image
     from ..segment import Segmenter, default_preset
     from ..segment.outputs import plan_outputs
     from ..segment.single import write_segmentation
     from ..text import parse_classes
+    from ..viz import overlay_size
     from .common import check_model_args, check_out_dir
 
     # everything a user can get wrong is checked before the model loads
@@ -110,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"ovss: error: {problem}", file=sys.stderr)
     failed = len(problems)
     for path, stem in tqdm(list(zip(files, stems)), desc="segment", unit="img", disable=len(files) < 2):
+        reduced: dict = {}  # work done below the photo's size to bound memory: said in the JSON and the log
         try:
-            image = read_rgb(path)
+            loaded = read_image(path)
+            image = loaded.rgb
             if open_world is not None:
                 labels, shares = open_world.segment(image)
             elif tta is not None:
@@ -119,13 +122,23 @@ def run(args: argparse.Namespace) -> int:
 
                 labels, shares = adapt_and_segment(tta, seg, image, classes)
             else:
-                result = seg.predict(image, classes)
+                result = seg.predict(image, classes, output_size=image.shape[:2])  # mlmp too: labels fit the photo
                 labels, shares = result.labels.cpu().numpy().astype("uint8"), result.shares()
+                reduced = {k: v for k, v in (result.reduced or {}).items() if k in ("input_size", "pamr_size")}
         except OvssError as e:
             print(f"ovss: error: {e}", file=sys.stderr)
             failed += 1
             continue
+        if overlay_size(*labels.shape) != labels.shape:
+            reduced["overlay_size"] = list(overlay_size(*labels.shape))
+        if reduced:
+            what = {"input_size": "the model saw it", "pamr_size": "PAMR ran", "overlay_size": "the overlay is"}
+            done = ", ".join(f"{what[k]} at {v[1]}x{v[0]}" for k, v in reduced.items())
+            print(f"ovss: note: {path} is {labels.shape[1]}x{labels.shape[0]} pixels: {done}, to bound memory; "
+                  "labels are at full size", file=sys.stderr)
         write_segmentation(out, stem, image, labels, classes, shares, str(path), seg.settings(), {
+            **loaded.describe(),
+            **({"reduced": {"why": "bounded memory", "labels_size": list(labels.shape), **reduced}} if reduced else {}),
             **({"tta": {"method": tta.name, **tta.hparams()}} if tta is not None else {}),
             **({"open_world": open_world.describe()} if open_world is not None else {}),
         })

@@ -62,7 +62,7 @@ def open_world_result(segmenter, image, queries, concepts, output_size=None):
     labels[labels >= n] = UNLABELLED
     thd = segmenter.preset.prob_thd
     if thd > 0:
-        labels[result.probs.max(dim=0).values < thd] = UNLABELLED
+        labels[result.confidence < thd] = UNLABELLED
     return labels, result
 
 

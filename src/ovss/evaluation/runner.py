@@ -29,6 +29,7 @@ distributed run draws the same numbers as an uninterrupted single-process one.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -228,8 +229,30 @@ def _collate(batch: list[dict]) -> list[dict]:
     return batch
 
 
-def _worker_init(_worker_id: int) -> None:
+def _worker_init(_worker_id: int, parent_pid: int | None = None) -> None:
     torch.set_num_threads(1)  # workers do numpy/PIL work; leave the cores to the model
+    die_with_parent(parent_pid)
+
+
+def die_with_parent(parent_pid: int | None) -> None:
+    """Have the kernel kill this process when its parent dies, however it dies (SIGKILL included).
+
+    A DataLoader worker that outlives its parent holds its memory until it next polls the parent,
+    which a worker blocked on a full pipe never does. Linux only (prctl PR_SET_PDEATHSIG); if the
+    parent died before the request took effect, exit at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def _seed_everything(seed: int, first_index: int) -> None:
@@ -570,29 +593,36 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
     data = ScenarioData(ds, sc.corruption, severity, seg.preset, mine[start:], sc.seed)
     loader = torch.utils.data.DataLoader(
         data, batch_size=method.batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
-        worker_init_fn=_worker_init if workers else None,
+        worker_init_fn=functools.partial(_worker_init, parent_pid=os.getpid()) if workers else None,
     )
     done, saved_at = start, start
     if hasattr(method, "reset_stats"):
         method.reset_stats()
     t0 = time.perf_counter()
-    for batch in loader:
-        for item in batch:
-            if "error" in item:
-                raise OvssError(item["error"])
-        _seed_everything(sc.seed, batch[0]["index"])
-        t = time.perf_counter()
-        labels = method(seg, [b["image"] for b in batch], classes, [b["size"] for b in batch])
-        model_seconds += time.perf_counter() - t
-        if len(labels) != len(batch):
-            raise RuntimeError(f"method {method.name} returned {len(labels)} label maps for {len(batch)} images")
-        for lab, item in zip(labels, batch):
-            cm.update(lab, item["label"])
-        done += len(batch)
-        bar.update(len(batch))
-        if done - saved_at >= checkpoint_every and done < len(mine):
+    counts_at_done = cm.state_dict()["counts"]  # the counts of the ``done`` images: what an interruption may save
+    try:
+        for batch in loader:
+            for item in batch:
+                if "error" in item:
+                    raise OvssError(item["error"])
+            _seed_everything(sc.seed, batch[0]["index"])
+            t = time.perf_counter()
+            labels = method(seg, [b["image"] for b in batch], classes, [b["size"] for b in batch])
+            model_seconds += time.perf_counter() - t
+            if len(labels) != len(batch):
+                raise RuntimeError(f"method {method.name} returned {len(labels)} label maps for {len(batch)} images")
+            for lab, item in zip(labels, batch):
+                cm.update(lab, item["label"])
+            done += len(batch)
+            counts_at_done = cm.state_dict()["counts"]
+            bar.update(len(batch))
+            if done - saved_at >= checkpoint_every and done < len(mine):
+                _save_partial(sc, cm, done, len(mine), seconds + time.perf_counter() - t0, model_seconds)
+                saved_at = done
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep every image finished so far
+        if done > saved_at and _cm_restore(cm, counts_at_done):
             _save_partial(sc, cm, done, len(mine), seconds + time.perf_counter() - t0, model_seconds)
-            saved_at = done
+        raise
     seconds += time.perf_counter() - t0
     images = _sum_over_ranks(len(mine))
     cm.reduce_distributed()

@@ -19,6 +19,8 @@ from ..text import ClassList, TextEncoder, parse_classes
 from .presets import Preset, default_preset, get_preset
 from .protocol import FP16_LN_FP32, checkpoint_logit_scale, fp16_with_fp32_layernorm
 from .resize import resize_bilinear_uint8
+from . import bounded
+from .bounded import windows_per_chunk
 from .sliding import pad_to_multiple, resized_size, window_boxes
 
 
@@ -35,12 +37,19 @@ class PromptAddition(Protocol):
 @dataclass
 class SegmentationResult:
     """logits: C x H x W class scores (scaled cosine similarity, max over synonyms);
-    probs: C x H x W (softmax over all queries, max over synonyms); labels: H x W class indices."""
+    probs: C x H x W (softmax over all queries, max over synonyms); labels: H x W class indices.
+
+    For very large outputs (see ``ovss.segment.bounded``) logits and probs are at a smaller size
+    and ``reduced`` says which; labels and ``confidence`` (H x W best class probability, before
+    ``prob_thd``) are always at the output size.
+    """
 
     logits: torch.Tensor
     probs: torch.Tensor
     labels: torch.Tensor
     classes: ClassList
+    confidence: torch.Tensor | None = None
+    reduced: dict | None = None
 
     def shares(self) -> dict[str, float]:
         return label_shares(self.labels, self.classes)
@@ -61,6 +70,7 @@ class EncodedImage:
     boxes: list[tuple[int, int, int, int]]
     features: torch.Tensor  # B x h x w x E, normalised patch features of each window
     padded: tuple[int, int]  # padded window size
+    bounded_from: tuple[int, int] | None = None  # the preset's input size, when memory bounds made it smaller
 
 
 class Segmenter:
@@ -153,10 +163,29 @@ class Segmenter:
     def set_image(self, image: np.ndarray | torch.Tensor) -> EncodedImage:
         """Encode ``image`` once; later ``predict`` calls reuse its features."""
         size = tuple(image.shape[:2]) if isinstance(image, np.ndarray) else tuple(image.shape[-2:])
+        p = self.preset
+        wanted = resized_size(*size, p.resize_short, p.max_long, p.resize_to)
+        keeps_size = p.resize_short is None and p.resize_to is None
+        work = bounded.bounded_size(wanted, bounded.MAX_INPUT_PIXELS) if keeps_size else wanted
+        if work != wanted:  # a preset that keeps the size (shapesworld) on a 24 MP photo: bounded memory
+            image = bounded.shrink_image(image, work)
         x = self.preprocess(image)
-        batch, boxes, padded = self.windows(x)
-        feats = self.patch_features(batch)
-        self._encoded = EncodedImage(size, tuple(x.shape[-2:]), x, boxes, feats, padded)
+        boxes = window_boxes(*x.shape[-2:], self.preset.crop, self.preset.stride)
+        y1, y2, x1, x2 = boxes[0]
+        per_chunk = windows_per_chunk((y2 - y1) * (x2 - x1))
+        if len(boxes) <= per_chunk:
+            batch, boxes, padded = self.windows(x)
+            feats = self.patch_features(batch)
+        else:  # thousands of windows (a large photo at full size): never all in memory at once
+            parts = []
+            for i in range(0, len(boxes), per_chunk):
+                batch = torch.cat([x[..., a:b, c:d] for (a, b, c, d) in boxes[i : i + per_chunk]])
+                batch, _ = pad_to_multiple(batch, self.model.patch_size)
+                parts.append(self.patch_features(batch))
+            feats, padded = torch.cat(parts), tuple(batch.shape[-2:])
+            del batch, parts
+        self._encoded = EncodedImage(size, tuple(x.shape[-2:]), x, boxes, feats, padded,
+                                     bounded_from=wanted if work != wanted else None)
         return self._encoded
 
     # text side and decoding ----------------------------------------------------------------
@@ -190,15 +219,19 @@ class Segmenter:
 
         Returns Q x h x w at the resized input size.
         """
-        logits = torch.einsum("bhwe,qe->bqhw", features, text.to(features.dtype))
-        logits = F.interpolate(logits, size=enc.padded, mode="bilinear", align_corners=False)
+        tokens = torch.einsum("bhwe,qe->bqhw", features, text.to(features.dtype))
         h, w = enc.input_size
-        total = logits.new_zeros(logits.shape[1], h, w)
-        count = logits.new_zeros(1, h, w)
-        for (y1, y2, x1, x2), lg in zip(enc.boxes, logits):
-            total[:, y1:y2, x1:x2] += lg[:, : y2 - y1, : x2 - x1]
-            count[:, y1:y2, x1:x2] += 1
-        return total / count
+        total = tokens.new_zeros(tokens.shape[1], h, w)
+        count = tokens.new_zeros(1, h, w)
+        # upsampled a chunk of windows at a time: all of a large photo's windows would not fit in memory
+        step = windows_per_chunk(tokens.shape[1] * enc.padded[0] * enc.padded[1])
+        for first in range(0, tokens.shape[0], step):
+            logits = F.interpolate(tokens[first : first + step], size=enc.padded, mode="bilinear", align_corners=False)
+            for (y1, y2, x1, x2), lg in zip(enc.boxes[first : first + step], logits):
+                total[:, y1:y2, x1:x2] += lg[:, : y2 - y1, : x2 - x1]
+                count[:, y1:y2, x1:x2] += 1
+        total /= count
+        return total
 
     def decode(
         self,
@@ -210,6 +243,10 @@ class Segmenter:
         """Input-size query logits -> class logits, probabilities and labels at the output size."""
         p = self.preset
         size = tuple(output_size or (enc.input_size if p.eval_at_input_size else enc.size))
+        pixels = size[0] * size[1]
+        if (query_logits.shape[0] * pixels > bounded.MAX_DENSE_ELEMENTS or (p.pamr and pixels > bounded.MAX_WORK_PIXELS)
+                or enc.bounded_from is not None):
+            return self._decode_bounded(query_logits, classes, enc, size)
         if tuple(query_logits.shape[-2:]) != size:
             query_logits = F.interpolate(query_logits[None], size=size, mode="bilinear", align_corners=False)[0]
         if p.pamr:  # NACLIP: on the cosine logits at the output size, guided by the image resized there
@@ -229,7 +266,64 @@ class Segmenter:
             labels = _drop_small_classes(labels, probs, p.area_thd)
         if p.prob_thd > 0:
             labels[best < p.prob_thd] = 0
-        return SegmentationResult(logits=logits, probs=probs, labels=labels, classes=classes)
+        return SegmentationResult(logits=logits, probs=probs, labels=labels, classes=classes, confidence=best)
+
+    def _decode_bounded(self, query_logits: torch.Tensor, classes: ClassList, enc: EncodedImage,
+                        size: tuple[int, int]) -> SegmentationResult:
+        """``decode`` for outputs too large to hold Q x H x W scores: the same steps, with the scores
+        kept at the working size and labels made at full size band by band (``ovss.segment.bounded``).
+
+        PAMR runs at no more than ``bounded.MAX_WORK_PIXELS`` (its dilations then span more of the
+        photo than at full size); ``reduced`` in the result records every size that differs.
+        """
+        p = self.preset
+        reduced: dict = {"labels_size": list(size)}
+        if enc.bounded_from is not None:
+            reduced["input_size"] = list(enc.input_size)
+        src = query_logits
+        if p.pamr:
+            from .pamr import pamr
+
+            work = bounded.bounded_size(size, bounded.MAX_WORK_PIXELS)
+            if tuple(src.shape[-2:]) != work:
+                src = F.interpolate(src[None], size=work, mode="bilinear", align_corners=False)[0]
+            image = enc.image if tuple(enc.image.shape[-2:]) == work else F.interpolate(
+                enc.image, size=work, mode="bilinear", align_corners=False)
+            src = pamr(image, src[None])[0]
+            del image
+            if work != size:
+                reduced["pamr_size"] = list(work)
+        index = torch.tensor(classes.query_to_class, device=src.device)
+        n = len(classes)
+
+        def classify(band: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return _max_over_classes(_max_by_class((band * p.logit_scale).softmax(dim=0), index, n))
+
+        best, labels = bounded.decode_in_bands(src, size, classify)
+        if p.area_thd > 0:
+            counts = torch.bincount(labels.flatten(), minlength=n).float()
+            small = (counts <= p.area_thd * counts[1:].sum()) & (counts > 0)
+            small[0] = False
+            if small.any():  # as _drop_small_classes: small classes lose their pixels to the next best
+
+                def reclassify(band: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                    probs = _max_by_class((band * p.logit_scale).softmax(dim=0), index, n)
+                    probs[small] = 0.0
+                    return probs[0], probs.argmax(dim=0)
+
+                _, labels = bounded.decode_in_bands(src, size, reclassify)
+        if p.prob_thd > 0:
+            labels[best < p.prob_thd] = 0
+        score_size = bounded.bounded_size(src.shape[-2:], bounded.MAX_WORK_PIXELS)
+        if tuple(src.shape[-2:]) != score_size:
+            src = F.interpolate(src[None], size=score_size, mode="bilinear", align_corners=False)[0]
+        scaled = src * p.logit_scale
+        logits = _max_by_class(scaled, index, n)
+        probs = _max_by_class(scaled.softmax(dim=0), index, n)
+        if score_size != size:
+            reduced["scores_size"] = list(score_size)
+        return SegmentationResult(logits=logits, probs=probs, labels=labels, classes=classes,
+                                  confidence=best, reduced=reduced)
 
 
 def _max_by_class(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
