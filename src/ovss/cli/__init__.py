@@ -12,7 +12,7 @@ import sys
 from ..errors import OvssError
 
 # module name -> sub-command modules, in the order ``ovss --help`` lists them
-COMMAND_MODULES = ("segment", "models", "world", "data", "bench", "concepts", "openbench", "adapt", "ovsnet")
+COMMAND_MODULES = ("segment", "models", "world", "data", "bench", "concepts", "openbench", "adapt", "ovsnet", "scene3d")
 
 
 def build_parser() -> argparse.ArgumentParser:
