@@ -99,6 +99,8 @@ def test_write_rooms_resumes_and_refuses_other_settings(tmp_path):
     stamp = (out / "train" / names[0] / "scene.ply").stat().st_mtime_ns
     write_rooms(out, 2, split="train", objects=2, frames=2, points=1000, progress=False)
     assert (out / "train" / names[0] / "scene.ply").stat().st_mtime_ns == stamp  # finished rooms are kept
+    write_rooms(out, 1, split="val", objects=2, frames=2, points=1000, progress=False)  # another split: kept apart
+    assert (out / "val.txt").read_text().split() != names and (out / "train.txt").read_text().split() == names
     with pytest.raises(OvssError, match="other settings"):
         write_rooms(out, 2, split="train", objects=3, frames=2, points=1000, progress=False)
     (tmp_path / "mine" / "val").mkdir(parents=True)

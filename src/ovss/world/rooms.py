@@ -322,7 +322,8 @@ def sample_points(room: Room, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 FORMAT = "shapesworld3d"
 ROOMS_VERSION = 1  # bump when the same settings would give other rooms
-_KEY_FIELDS = ("format", "rooms_version", "style", "seed", "split", "objects", "frames", "points", "frame_size")
+# settings every split of one folder shares (a folder holds several splits, e.g. train and val)
+_KEY_FIELDS = ("format", "rooms_version", "style", "seed", "objects", "frames", "points", "frame_size")
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
@@ -375,8 +376,8 @@ def write_rooms(out_dir, n: int, split: str = "val", seed: int = 0, style: str =
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OvssError(f"{out} is a file; choose a folder for the rooms")
-    meta = {"format": FORMAT, "rooms_version": ROOMS_VERSION, "style": style, "seed": int(seed), "split": split,
-            "n": int(n), "objects": int(objects), "frames": int(frames), "points": int(points),
+    meta = {"format": FORMAT, "rooms_version": ROOMS_VERSION, "style": style, "seed": int(seed), "splits": {split: int(n)},
+            "objects": int(objects), "frames": int(frames), "points": int(points),
             "frame_size": list(frame_size), "classes": list(CLASSES), "base_classes": list(BASE_CLASSES),
             "novel_classes": list(NOVEL_CLASSES)}
     old = read_meta(out)
@@ -387,6 +388,7 @@ def write_rooms(out_dir, n: int, split: str = "val", seed: int = 0, style: str =
         if diff:
             raise OvssError(f"{out} holds ShapesWorld-3D rooms made with other settings ({', '.join(diff)} differ); "
                             "choose another --out or delete it")
+        meta["splits"] = {**old.get("splits", {}), split: int(n)}
     elif (out / split).exists() and any((out / split).iterdir()):
         raise OvssError(f"{out / split} already holds files that ShapesWorld-3D did not write; choose an empty folder")
     write_json(out / "meta.json", meta)
