@@ -79,6 +79,8 @@ def test_errors_are_one_line(rooms, tmp_path, capsys):
                              str(tmp_path / "bad.npy"), *COMMON], "holds 7 instance ids but the scene has 2000 points")
     _one_line_error(capsys, ["3d", "classify", str(scene), "--out", str(tmp_path / "o"), "--top-k", "0", *COMMON],
                     "--top-k")
+    _one_line_error(capsys, ["3d", "classify", str(scene), "--out", str(tmp_path / "o"), "--score", "max", *COMMON],
+                    "unknown score 'max'")
     _one_line_error(capsys, ["3d", "eval", str(tmp_path)], "not found")
     _one_line_error(capsys, ["world", "make3d", "--out", str(tmp_path / "r"), "--n", "1", "--points", "10"],
                     "too few")

@@ -52,18 +52,25 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
-def classify_scene(scene_dir: str | os.PathLike, masks_path: str | os.PathLike, classes: ClassList, learner,
-                   cfg: FeatureConfig | None = None, templates: str = "single", score: str = "softmax",
-                   prompts: dict | None = None, progress=None) -> tuple[dict, Scene3D, np.ndarray, Visibility]:
-    """(result, scene, masks, visibility): result holds every setting and, per mask, its label,
-    score, top-5 classes, views and crop count. Inputs are checked before any frame is read."""
-    if score not in SCORES:
-        raise OvssError(f"unknown score {score!r}; choose one of: {', '.join(SCORES)}")
-    cfg = (cfg or FeatureConfig()).check()
+def read_inputs(scene_dir: str | os.PathLike, masks_path: str | os.PathLike) -> tuple[Scene3D, np.ndarray, list[int]]:
+    """(scene, N x M masks, mask ids), checked: cheap, so bad input is refused before any model loads."""
     scene = read_scene(scene_dir)
     masks, mask_ids = read_masks(masks_path, len(scene.points))
     if masks.shape[1] == 0:
         raise OvssError(f"{masks_path} holds no instance masks; pass masks with at least one instance")
+    return scene, masks, mask_ids
+
+
+def classify_scene(scene_dir: str | os.PathLike, masks_path: str | os.PathLike, classes: ClassList, learner,
+                   cfg: FeatureConfig | None = None, templates: str = "single", score: str = "softmax",
+                   prompts: dict | None = None, progress=None,
+                   inputs: tuple | None = None) -> tuple[dict, Scene3D, np.ndarray, Visibility]:
+    """(result, scene, masks, visibility): result holds every setting and, per mask, its label,
+    score, top-5 classes, views and crop count. ``inputs`` is ``read_inputs``'s answer, if already read."""
+    if score not in SCORES:
+        raise OvssError(f"unknown score {score!r}; choose one of: {', '.join(SCORES)}")
+    cfg = (cfg or FeatureConfig()).check()
+    scene, masks, mask_ids = inputs or read_inputs(scene_dir, masks_path)
     text = class_embeddings(learner, classes, templates)
     visibility = compute_visibility(scene, masks, cfg.vis_threshold, progress)
     features, info = mask_features(scene, masks, learner, cfg, visibility)
@@ -148,9 +155,13 @@ def classify_to_folder(scene_dir: str | os.PathLike, out: str | os.PathLike, mas
             raise OvssError(f"no --masks given and {masks} does not exist; pass --masks FILE (N x M masks or point ids)")
     if views < 0:
         raise OvssError(f"--views must be 0 or more, got {views}")
+    if score not in SCORES:
+        raise OvssError(f"unknown score {score!r}; choose one of: {', '.join(SCORES)}")
+    cfg = (cfg or FeatureConfig()).check()
     class_list = scene_classes(scene_dir, classes, classes_file)
+    inputs = read_inputs(scene_dir, masks)
     learner, info = load_learner(prompts, model, pretrained, device)
     result, scene, mask_array, visibility = classify_scene(scene_dir, masks, class_list, learner, cfg, templates, score,
-                                                           info, progress)
+                                                           info, progress, inputs)
     write_outputs(out, result, scene, mask_array, visibility, views)
     return result
