@@ -13,7 +13,7 @@ import sys
 from ..errors import OvssError
 
 # module name -> sub-command modules, in the order ``ovss --help`` lists them
-COMMAND_MODULES = ("segment", "models", "world", "data", "bench", "concepts", "openbench", "adapt", "ovsnet", "app")
+COMMAND_MODULES = ("segment", "models", "world", "data", "bench", "concepts", "openbench", "adapt", "ovsnet", "scene3d", "app")
 
 
 class DefaultsFormatter(argparse.HelpFormatter):

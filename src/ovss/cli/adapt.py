@@ -78,7 +78,7 @@ def _add_data_args(p: argparse.ArgumentParser, split: str, several: bool = False
         g.add_argument("--data", nargs="+", required=True, metavar="ROOT", help="dataset root(s); one table column group each")
     else:
         g.add_argument("--data", required=True, metavar="ROOT", help="dataset root (MMSegmentation layout)")
-    g.add_argument("--dataset", default="shapesworld", help="dataset name (default: shapesworld; see `ovss data list`)")
+    g.add_argument("--dataset", default="shapesworld", help="dataset name (default: shapesworld; see `ovss data list`), or scene3d for 3D scenes")
     g.add_argument("--split", default=split, help=f"split (default: {split})")
     g.add_argument("--base-classes", default=None, metavar="FILE",
                    help="classes seen in adaptation, one per line (default: the prompts' own, or ShapesWorld's base split)")
@@ -109,7 +109,7 @@ def _base_classes(args: argparse.Namespace, fallback: list[str] | None = None) -
         return [names[0] for names in read_class_file(args.base_classes)]
     if fallback:
         return list(fallback)
-    if args.dataset.lower() == "shapesworld":
+    if args.dataset.lower() == "shapesworld" or _shapesworld3d(args):
         from ..world import BASE_CLASSES
 
         return list(BASE_CLASSES)
@@ -137,10 +137,24 @@ def _load_model(args: argparse.Namespace, prompts: str | None = None):
     return load_model(name, pretrained, device=args.device)
 
 
+def _shapesworld3d(args: argparse.Namespace) -> bool:
+    """--dataset scene3d on rooms of `ovss world make3d` (ShapesWorld's classes and base split)."""
+    if args.dataset.lower() != "scene3d":
+        return False
+    from ..scene3d.segments import is_scene_dataset
+
+    return all(is_scene_dataset(r) for r in (args.data if isinstance(args.data, list) else [args.data]))
+
+
 def _segments(args: argparse.Namespace, model, root: str, split: str):
     from ..opendas import load_segments, mean_pixel
 
     cache = False if args.cache == "none" else args.cache
+    if args.dataset.lower() == "scene3d":  # 3D scenes: the crops of their instance masks (OpenMask3D's)
+        from ..scene3d.segments import load_scene_segments
+
+        return load_scene_segments(root, split, model.image_size[0], mean_pixel(model.mean), limit=args.limit,
+                                   cache_dir=cache, progress=not args.no_progress)
     return load_segments(args.dataset, root, split, model.image_size[0], mean_pixel(model.mean),
                          limit=args.limit, cache_dir=cache, progress=not args.no_progress)
 
@@ -224,6 +238,10 @@ def run_train(args: argparse.Namespace) -> int:
 def _dataset_classes(args: argparse.Namespace, root: str) -> list[list[str]]:
     from ..data import class_names
 
+    if args.dataset.lower() == "scene3d":
+        from ..scene3d.segments import dataset_classes
+
+        return dataset_classes(root)
     return class_names(args.dataset, root)
 
 

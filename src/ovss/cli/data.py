@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "and list the broken files and size mismatches.",
     )
     check.add_argument("root", metavar="ROOT", help="dataset root, or the folder above it (e.g. data/ holding VOCdevkit)")
-    check.add_argument("--dataset", required=True, metavar="NAME", help="registered dataset name (see `ovss data list`)")
+    check.add_argument("--dataset", required=True, metavar="NAME", help="registered dataset name (see `ovss data list`), or scene3d for 3D scenes")
     check.add_argument("--split", default="val", help="split to check (default: val)")
     check.set_defaults(func=run_check)
 
@@ -37,6 +37,16 @@ def run_check(args: argparse.Namespace) -> int:
     from ..data import scan_layout
     from ..data.integrity import check_files
 
+    if args.dataset.lower() == "scene3d":  # a 3D scene folder, or a root of scene folders
+        from ..scene3d.segments import dataset_problems
+
+        scenes, problems = dataset_problems(args.root, args.split)
+        for problem in problems:
+            print(f"- {problem}", file=sys.stderr)
+        if problems:
+            return 1
+        print(f"ok: {scenes} scene(s) in the ScanNet/OpenMask3D layout")
+        return 0
     report = scan_layout(args.dataset, args.root, args.split)
     broken = check_files(report.items, progress=True)  # every image and annotation header: found now, not mid-run
     report.problems.extend(broken)
