@@ -44,14 +44,17 @@ def level_tokens(encoder: DenseEncoder, images: torch.Tensor, layers: Sequence[i
     x, grid = encoder.embed(images)
     out: dict[int, torch.Tensor] = {}
     glob = None
+    history = [] if encoder.head.levels else None  # multi-level heads (GEM, SC-CLIP) read earlier blocks
     for i, block in enumerate(encoder.blocks):
+        if history is not None:
+            history.append(x)
         if i == n - 1:
             if i in wanted:
-                out[i] = encoder.head_block(x, grid)
+                out[i] = encoder.head_block(x, grid, history=history)
             if with_global:
                 glob = encoder.global_embedding(block(x))
             break
-        if i > max(wanted) and not with_global:
+        if i > max(wanted) and not with_global and history is None:
             break
         a = block.ls_1(block.attention(q_x=block.ln_1(x)))
         if i in wanted:

@@ -22,7 +22,8 @@ def resize_pos_embed(pos: torch.Tensor, native: tuple[int, int], grid: tuple[int
 
     ``offset``: bicubic with ``scale_factor = ((h + 0.1) / n, (w + 0.1) / n)``, unchanged when the
     grid is the native one (NACLIP, SCLIP, ClearCLIP). ``size``: bicubic to ``size=(h, w)``
-    (MaskCLIP). The class token's embedding is kept.
+    (MaskCLIP); ``size-aa``: the same with antialiasing (GEM; torch's antialiased bicubic kernel
+    differs from the plain one even when enlarging). The class token's embedding is kept.
     """
     if tuple(grid) == tuple(native):
         return pos
@@ -35,6 +36,8 @@ def resize_pos_embed(pos: torch.Tensor, native: tuple[int, int], grid: tuple[int
         resized = F.interpolate(patch_pos, scale_factor=((h + 0.1) / n_h, (w + 0.1) / n_w), mode="bicubic", align_corners=False)
     elif rule == "size":
         resized = F.interpolate(patch_pos, size=(h, w), mode="bicubic", align_corners=False)
+    elif rule == "size-aa":
+        resized = F.interpolate(patch_pos, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
     else:
         raise ValueError(f"unknown position-embedding rule {rule!r}")
     assert resized.shape[-2:] == (h, w), (resized.shape, grid)
@@ -123,13 +126,16 @@ class DenseEncoder(nn.Module):
         wanted = {i % n_blocks for i in layers}
         out_layers: dict[int, torch.Tensor] = {}
         n_prompt = 0
+        history: list[torch.Tensor] | None = [] if self.head.levels else None
         for i, block in enumerate(self.blocks):
             if prompts is not None and i < len(prompts) and prompts[i] is not None:
                 p = prompts[i].to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
                 x = torch.cat([x[:, :1], p, x[:, 1 + n_prompt:]], dim=1)
                 n_prompt = p.shape[1]
+            if history is not None:  # multi-level heads: prompt tokens take no part in them
+                history.append(torch.cat([x[:, :1], x[:, 1 + n_prompt:]], dim=1) if n_prompt else x)
             if i == n_blocks - 1:
-                dense = self.head_block(x, grid, n_prompt=n_prompt)
+                dense = self.head_block(x, grid, n_prompt=n_prompt, history=history)
                 global_tokens = block(x) if with_global else None
             else:
                 x = block(x)
@@ -156,10 +162,22 @@ class DenseEncoder(nn.Module):
             pooled, _ = v._global_pool(v.ln_post(tokens))
         return pooled @ v.proj if v.proj is not None else pooled
 
-    def head_block(self, x: torch.Tensor, grid: tuple[int, int], block: nn.Module | None = None, n_prompt: int = 0) -> torch.Tensor:
-        """Run ``block`` (the last one by default) the head's way on tokens ``x``."""
-        block = block if block is not None else self.blocks[-1]
+    def head_block(self, x: torch.Tensor, grid: tuple[int, int], block: nn.Module | None = None, n_prompt: int = 0,
+                   history: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Run ``block`` (the last one by default) the head's way on tokens ``x``.
+
+        Multi-level heads (``head.levels``) need ``history``: the tokens (without prompt tokens)
+        that entered each block, ``x`` last; prompt tokens of ``x`` are passed through unchanged.
+        """
         head = self.head
+        if head.levels:
+            if history is None:
+                raise ValueError(f"the {head.name} head reads earlier blocks: pass the tokens that entered each block")
+            from .multilevel import multilevel_tokens
+
+            out = multilevel_tokens(head.levels, self.blocks, history, grid)
+            return torch.cat([out[:, :1], x[:, 1:1 + n_prompt], out[:, 1:]], dim=1) if n_prompt else out
+        block = block if block is not None else self.blocks[-1]
         if head.attention == "vanilla" and head.residual and head.ffn:
             return block(x)
         y = block.ln_1(x)

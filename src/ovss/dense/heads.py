@@ -11,6 +11,16 @@ come out of it then go through ``ln_post`` and ``proj`` like the class token doe
 | clearclip | softmax(q q^T)                    | no       | no  | bicubic, (g + 0.1) / n    |
 | naclip    | softmax(k k^T + Gaussian window)  | no       | no  | bicubic, (g + 0.1) / n    |
 
+Multi-level heads (``levels``) read the tokens that entered earlier blocks too; their computation
+lives in ``ovss.dense.multilevel``:
+
+| head      | what it does                                                       | position-embedding resize |
+|-----------|--------------------------------------------------------------------|---------------------------|
+| gem       | GEM: a self-self attention path (q-q, k-k, v-v, L2-normalised,     | bicubic antialiased, size |
+|           | one clustering step) in parallel over the last 6 blocks            |                           |
+| scclip    | SC-CLIP: anomaly tokens (LOF) repaired, intermediate-feature       | bicubic, (g + 0.1) / n    |
+|           | similarities aggregate and steer the last block, multi-level fusion|                           |
+
 (values read off the official code; see ``shared/reference/protocols.md``).
 """
 from __future__ import annotations
@@ -28,8 +38,11 @@ class DenseHead:
     value), or a '+'-joined list of similarity terms among ``qq``, ``kk``, ``qk``, each soft-maxed
     separately and summed (SCLIP's correlative self-attention is ``qq+kk``).
     gaussian_std: NACLIP's neighbourhood window, in patches, added to the attention logits.
-    pos_resize: ``offset`` (bicubic with scale (g + 0.1) / n, as NACLIP/SCLIP/ClearCLIP) or
-    ``size`` (bicubic to the new grid size, as MaskCLIP).
+    pos_resize: ``offset`` (bicubic with scale (g + 0.1) / n, as NACLIP/SCLIP/ClearCLIP),
+    ``size`` (bicubic to the new grid size, as MaskCLIP) or ``size-aa`` (the same, antialiased, as GEM).
+    levels: a multi-level head of ``ovss.dense.multilevel`` (``gem``, ``scclip``) that replaces
+    the last block with a computation over the tokens of earlier blocks; ``attention``,
+    ``residual`` and ``ffn`` then only describe it.
     """
 
     name: str
@@ -39,6 +52,7 @@ class DenseHead:
     gaussian_std: float | None = None
     pos_resize: str = "offset"
     description: str = ""
+    levels: str | None = None
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -55,6 +69,14 @@ HEADS: dict[str, DenseHead] = {
     "naclip": DenseHead(
         "naclip", "kk", residual=False, ffn=False, gaussian_std=5.0,
         description="NACLIP: k-k attention plus a Gaussian neighbourhood, no residual, no FFN",
+    ),
+    "gem": DenseHead(
+        "gem", "qq+kk+vv", residual=True, ffn=False, pos_resize="size-aa", levels="gem",
+        description="GEM: self-self attention path (q-q, k-k, v-v) in parallel over the last 6 blocks, no FFN",
+    ),
+    "scclip": DenseHead(
+        "scclip", "kk", residual=False, ffn=False, levels="scclip",
+        description="SC-CLIP: anomaly tokens repaired, mid-layer similarity guides the last block, multi-level fusion",
     ),
 }
 
