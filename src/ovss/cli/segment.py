@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--classes", help='comma-separated class names, e.g. "cat, sofa"')
     p.add_argument("--classes-file", help="class file: one class per line, synonyms separated by commas")
     add_model_args(p)
-    p.add_argument("--head", default=None, help="dense head (default: the preset's): clip, maskclip, sclip, clearclip, naclip")
+    p.add_argument("--head", default=None, help="dense head (default: the preset's): clip, maskclip, sclip, clearclip, naclip, gem, scclip")
     p.add_argument("--preset", default=None, help="inference protocol: sclip, naclip, clearclip, mlmp, shapesworld (default: shapesworld for the embedded model, else naclip)")
     p.add_argument("--dataset", default=None, help="apply the preset's settings for this dataset (e.g. voc21)")
     p.add_argument("--prob-thd", type=float, default=None, help="pixels below this class probability become class 0")

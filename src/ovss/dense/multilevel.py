@@ -118,11 +118,11 @@ class ScClipSettings:
         if n_blocks == self.reference_depth:
             return self.similarity_block, self.refine_block, self.fuse_from, self.fuse_to
 
-        def scale(i: int) -> int:
-            return min(n_blocks - 2, int(i * n_blocks / self.reference_depth + 0.5))
+        def scale(i: int, last: int) -> int:  # outputs exist for blocks 0 .. n - 2
+            return min(last, int(i * n_blocks / self.reference_depth + 0.5))
 
-        lo, hi = scale(self.fuse_from), scale(self.fuse_to)
-        return scale(self.similarity_block), scale(self.refine_block), lo, max(hi, lo + 1)
+        lo, hi = scale(self.fuse_from, n_blocks - 2), scale(self.fuse_to, n_blocks - 1)
+        return scale(self.similarity_block, n_blocks - 2), scale(self.refine_block, n_blocks - 2), lo, max(hi, lo + 1)
 
 
 SCCLIP = ScClipSettings()
@@ -150,6 +150,8 @@ def local_outlier_scores(x: torch.Tensor, neighbours: int) -> torch.Tensor:
 def anomaly_mask(patches: torch.Tensor, grid: tuple[int, int], settings: ScClipSettings = SCCLIP) -> torch.Tensor:
     """h x w boolean map of the anomaly tokens among ``patches`` (hw x D, row-major): LOF score
     above its (1 - contamination) quantile."""
+    if patches.shape[0] < 3:  # too few tokens for neighbours to mean anything
+        return torch.zeros(grid, dtype=torch.bool, device=patches.device)
     scores = local_outlier_scores(patches, settings.neighbours)
     threshold = torch.quantile(scores.float(), 1 - settings.contamination)
     return (scores > threshold).reshape(grid)

@@ -73,7 +73,7 @@ class Segmenter:
         return self.model.device
 
     def settings(self) -> dict:
-        return {"head": self.head.name, **self.preset.settings(), **self.model.describe()}
+        return {**self.preset.settings(), "head": self.head.name, **self.model.describe()}  # the head that ran, not the preset's
 
     # image side -----------------------------------------------------------------------------
 

@@ -94,6 +94,20 @@ PRESETS: dict[str, Preset] = {
         },
         description="ClearCLIP: short side 448, windows 448/224",
     ),
+    "gem": Preset(
+        "gem", head="gem", resize_to=(448, 448), crop=None, stride=None, logit_scale=100.0, templates="single",
+        description="GEM: resize to 448 x 448, whole image, 'a photo of a {}.', logit scale 100 (its released wrapper)",
+    ),
+    "scclip": Preset(
+        "scclip", head="scclip", resize_short=336, crop=224, stride=112, logit_scale=40.0,
+        per_dataset={
+            "voc21": dict(area_thd=0.1, logit_scale=50.0, prob_thd=0.15),
+            "context60": dict(prob_thd=0.15),
+            "coco_object": dict(logit_scale=55.0, prob_thd=0.35),
+            "cityscapes": dict(resize_short=560),
+        },
+        description="SC-CLIP: short side 336, windows 224/112, logit scale 40, no PAMR",
+    ),
     "mlmp": Preset(
         "mlmp", head="naclip", resize_to=(224, 224), crop=224, stride=112, logit_scale=100.0,
         templates="seven", eval_at_input_size=True,
