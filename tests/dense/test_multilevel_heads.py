@@ -1,9 +1,9 @@
-"""GEM and SC-CLIP (multi-level heads) against hand computations on a random tiny open_clip ViT.
+"""GEM, SC-CLIP and ResCLIP's attention mix (heads that read earlier blocks) against hand computations on a random tiny open_clip ViT.
 
 Each operation is checked on a case small enough to work out on paper (LOF scores of four points
 on a line, a 3 x 3 repair, a two-token aggregation), and each head end to end against a
 reference written here with explicit per-head einsums, following the authors' code (WalBouss/GEM
-``gem_utils.py``, SuleBai/SC-CLIP ``clip/model.py``).
+``gem_utils.py``, SuleBai/SC-CLIP ``clip/model.py``, yvhangyang/ResCLIP ``clip/model.py``).
 """
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ import torch.nn.functional as F
 
 from ovss.adaptation.mlmp import level_tokens
 from ovss.dense import HEADS, DenseEncoder
+from ovss.dense.encoder import gaussian_window
+from ovss.dense.heads import with_rcs
 from ovss.dense.multilevel import (
     GEM,
+    RCS,
     SCCLIP,
     ScClipSettings,
     aggregate,
@@ -24,11 +27,13 @@ from ovss.dense.multilevel import (
     repair_anomalies,
     self_self_attention,
 )
+from ovss.errors import OvssError
 from ovss.model import load_model
 from ovss.segment import Segmenter
 
 ATOL = 1e-5
 MULTILEVEL = [name for name, h in HEADS.items() if h.levels]
+HISTORY_HEADS = [name for name, h in HEADS.items() if h.needs_history]  # multi-level heads and the +rcs ones
 
 
 @pytest.fixture(scope="module")
@@ -264,8 +269,83 @@ class TestScClip:
 # ----------------------------------------------------------------------- everywhere a head goes
 
 
-@pytest.mark.parametrize("head", MULTILEVEL)
-class TestMultiLevelHeadsEverywhere:
+# --------------------------------------------------------------------------------------- ResCLIP
+
+
+def _rcs_by_hand(visual, images, base, weights):
+    inputs, grid = _block_inputs(visual, images, "offset")
+    blocks = visual.transformer.resblocks
+    scale = 32 ** -0.5  # head width of the tiny model
+
+    def sim(a, c):
+        return torch.einsum("bnhd,bmhd->bhnm", a, c) * scale
+
+    maps = []
+    for i in (3, 4):  # ResCLIP's blocks 5..8 of 12, on 6 blocks
+        q, k, _ = _qkv(blocks[i].attn, _ln(inputs[i], blocks[i].ln_1))
+        maps.append(sim(q, k).softmax(-1))
+    r = (maps[0] + maps[1]) / 2
+    last, x = blocks[-1], inputs[-1]
+    q, k, v = _qkv(last.attn, _ln(x, last.ln_1))
+    if base == "sclip":
+        a = sim(q, q).softmax(-1) + sim(k, k).softmax(-1)
+    elif base == "clearclip":
+        a = sim(q, q).softmax(-1)
+    else:
+        a = (sim(k, k) + gaussian_window(grid, 5.0)).softmax(-1)
+    tau, lam = weights
+    a = tau * ((1 - lam) * a + lam * r)
+    out = _out_proj(last.attn, torch.einsum("bhnm,bmhd->bnhd", a, v))
+    if HEADS[base].residual:
+        out = x + out
+        out = out + last.mlp(_ln(out, last.ln_2))
+    return _project(visual, out, grid)
+
+
+class TestResCLIP:
+    def test_blocks(self):
+        assert RCS.blocks(12) == range(5, 9)  # attn_map[5] .. attn_map[8]
+        assert RCS.blocks(6) == range(3, 5)
+
+    @pytest.mark.parametrize("base", ["sclip", "clearclip", "naclip"])
+    @pytest.mark.parametrize("size", [(112, 112), (96, 128)], ids=["native", "non-square"])
+    def test_matches_hand_written_mix(self, visual, base, size):
+        images = _images(*size)
+        weights = (2.0, 0.3)
+        with torch.no_grad():
+            got = DenseEncoder(visual, with_rcs(HEADS[base], weights))(images).patch
+            expected = _rcs_by_hand(visual, images, base, weights)
+        torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)
+
+    @pytest.mark.parametrize("base", ["sclip", "naclip"])
+    def test_no_mix_is_the_base_head(self, visual, base):
+        images = _images(96, 128)
+        with torch.no_grad():
+            plain = DenseEncoder(visual, base)(images).patch
+            mixed = DenseEncoder(visual, with_rcs(HEADS[base], (1.0, 0.0)))(images).patch
+            default = DenseEncoder(visual, f"{base}+rcs")(images).patch
+        torch.testing.assert_close(mixed, plain, atol=1e-6, rtol=0)
+        assert (default - plain).abs().max() > 1e-3
+
+    @pytest.mark.parametrize("base", ["clip", "maskclip", "gem", "naclip+rcs"])
+    def test_only_similarity_heads_take_the_mix(self, base):
+        with pytest.raises(OvssError, match="similarity terms"):
+            with_rcs(HEADS[base])
+
+    def test_preset_weights_reach_the_head_and_the_record(self, tiny_random):
+        seg = Segmenter(tiny_random, preset="resclip-rcs", dataset="voc20")
+        assert seg.head.name == "naclip+rcs" and seg.head.rcs == (2.0, 0.6)
+        assert seg.settings()["rcs_weights"] == [2.0, 0.6] and seg.settings()["crop"] is None
+        seg = Segmenter(tiny_random, head="clearclip+rcs", preset="naclip")
+        assert seg.head.rcs == (2.0, 0.4) and seg.settings()["rcs_weights"] == [2.0, 0.4]
+
+    def test_visual_prompts_are_refused(self, visual):
+        with pytest.raises(OvssError, match="visual prompts"):
+            DenseEncoder(visual, "naclip+rcs")(_images(112, 112, batch=1), prompts=[torch.zeros(2, 128)])
+
+
+@pytest.mark.parametrize("head", HISTORY_HEADS)
+class TestHistoryHeadsEverywhere:
     def test_mlmp_last_level_is_the_head(self, tiny_random, head):
         seg = Segmenter(tiny_random, head=head, preset="shapesworld")
         w = _images(112, 112, batch=1)
@@ -278,6 +358,8 @@ class TestMultiLevelHeadsEverywhere:
         torch.testing.assert_close(glob, ref.global_embedding, atol=1e-6, rtol=0)
 
     def test_visual_prompts_pass_through(self, visual, head):
+        if HEADS[head].rcs is not None:
+            pytest.skip("the +rcs heads refuse visual prompts (tested above)")
         enc = DenseEncoder(visual, head)
         images = _images(96, 128, batch=1)
         with torch.no_grad():
@@ -310,5 +392,7 @@ def test_models_lists_the_heads_and_presets(capsys):
     out = capsys.readouterr().out
     heads = out.split("dense heads:")[1].split("presets:")[0]
     presets = out.split("presets:")[1]
-    for name in MULTILEVEL:
-        assert f"  {name} " in heads and f"  {name} " in presets
+    for name in HISTORY_HEADS:
+        assert f"  {name} " in heads
+    for name in ("gem", "scclip", "resclip-rcs"):
+        assert f"  {name} " in presets

@@ -44,7 +44,7 @@ def level_tokens(encoder: DenseEncoder, images: torch.Tensor, layers: Sequence[i
     x, grid = encoder.embed(images)
     out: dict[int, torch.Tensor] = {}
     glob = None
-    history = [] if encoder.head.levels else None  # multi-level heads (GEM, SC-CLIP) read earlier blocks
+    history = [] if encoder.head.needs_history else None  # GEM, SC-CLIP, ResCLIP read earlier blocks
     for i, block in enumerate(encoder.blocks):
         if history is not None:
             history.append(x)

@@ -126,7 +126,7 @@ class DenseEncoder(nn.Module):
         wanted = {i % n_blocks for i in layers}
         out_layers: dict[int, torch.Tensor] = {}
         n_prompt = 0
-        history: list[torch.Tensor] | None = [] if self.head.levels else None
+        history: list[torch.Tensor] | None = [] if self.head.needs_history else None
         for i, block in enumerate(self.blocks):
             if prompts is not None and i < len(prompts) and prompts[i] is not None:
                 p = prompts[i].to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
@@ -166,13 +166,14 @@ class DenseEncoder(nn.Module):
                    history: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Run ``block`` (the last one by default) the head's way on tokens ``x``.
 
-        Multi-level heads (``head.levels``) need ``history``: the tokens (without prompt tokens)
-        that entered each block, ``x`` last; prompt tokens of ``x`` are passed through unchanged.
+        Multi-level heads (``head.levels``) and ResCLIP's mix (``head.rcs``) need ``history``:
+        the tokens (without prompt tokens) that entered each block, ``x`` last; prompt tokens of
+        ``x`` are passed through the multi-level heads unchanged.
         """
         head = self.head
+        if head.needs_history and history is None:
+            raise ValueError(f"the {head.name} head reads earlier blocks: pass the tokens that entered each block")
         if head.levels:
-            if history is None:
-                raise ValueError(f"the {head.name} head reads earlier blocks: pass the tokens that entered each block")
             from .multilevel import multilevel_tokens
 
             out = multilevel_tokens(head.levels, self.blocks, history, grid)
@@ -185,14 +186,22 @@ class DenseEncoder(nn.Module):
         if head.attention == "vanilla":
             a = attn(y, y, y, need_weights=False)[0]
         else:
-            a = self._custom_attention(attn, y, grid, n_prompt)
+            mix = None
+            if head.rcs is not None:
+                if n_prompt:
+                    raise OvssError(f"the {head.name} head does not take visual prompts; pick a head without +rcs")
+                from .multilevel import cross_correlation_attention
+
+                mix = cross_correlation_attention(self.blocks, history)
+            a = self._custom_attention(attn, y, grid, n_prompt, mix)
         a = block.ls_1(a)
         x = x + a if head.residual else a
         if head.ffn:
             x = x + block.ls_2(block.mlp(block.ln_2(x)))
         return x
 
-    def _custom_attention(self, attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[int, int], n_prompt: int) -> torch.Tensor:
+    def _custom_attention(self, attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[int, int], n_prompt: int,
+                          mix: torch.Tensor | None = None) -> torch.Tensor:
         B, N, D = y.shape
         H = attn.num_heads
         d = D // H
@@ -212,6 +221,9 @@ class DenseEncoder(nn.Module):
                 if bias is not None:
                     logits = logits + bias
                 weights = weights + logits.softmax(dim=-1)
+            if mix is not None:  # ResCLIP: tau ((1 - lambda) A + lambda R), after the softmax
+                tau, lam = self.head.rcs
+                weights = tau * ((1 - lam) * weights + lam * mix)
             out = weights @ v
         out = out.transpose(1, 2).reshape(B, N, D)
         return attn.out_proj(out)

@@ -25,7 +25,7 @@ lives in ``ovss.dense.multilevel``:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import OvssError
 
@@ -43,6 +43,10 @@ class DenseHead:
     levels: a multi-level head of ``ovss.dense.multilevel`` (``gem``, ``scclip``) that replaces
     the last block with a computation over the tokens of earlier blocks; ``attention``,
     ``residual`` and ``ffn`` then only describe it.
+    rcs: ResCLIP's residual cross-correlation self-attention (tau, lambda): the head's soft-maxed
+    attention A becomes tau ((1 - lambda) A + lambda R), R the mean q-k attention of intermediate
+    blocks (``ovss.dense.multilevel.RCS``). A modifier of any head with similarity terms
+    (``with_rcs``); ``naclip+rcs`` is ResCLIP's own method.
     """
 
     name: str
@@ -53,10 +57,16 @@ class DenseHead:
     pos_resize: str = "offset"
     description: str = ""
     levels: str | None = None
+    rcs: tuple[float, float] | None = None
 
     @property
     def terms(self) -> tuple[str, ...]:
         return tuple(self.attention.split("+"))
+
+    @property
+    def needs_history(self) -> bool:
+        """Whether the head reads the tokens that entered earlier blocks."""
+        return bool(self.levels) or self.rcs is not None
 
 
 HEADS: dict[str, DenseHead] = {
@@ -79,6 +89,21 @@ HEADS: dict[str, DenseHead] = {
         description="SC-CLIP: anomaly tokens repaired, mid-layer similarity guides the last block, multi-level fusion",
     ),
 }
+
+
+RCS_DEFAULT = (2.0, 0.4)  # ResCLIP's (tau, lambda) on ADE20K, COCO-Stuff, Context59, COCO-Object
+
+
+def with_rcs(base: DenseHead, weights: tuple[float, float] = RCS_DEFAULT) -> DenseHead:
+    """``base`` with ResCLIP's residual cross-correlation self-attention mixed into its last block."""
+    if base.levels or base.attention in ("vanilla", "value") or base.rcs is not None:
+        raise OvssError(f"ResCLIP's attention mix needs a head with similarity terms (sclip, clearclip, naclip), not '{base.name}'")
+    return replace(base, name=f"{base.name}+rcs", rcs=(float(weights[0]), float(weights[1])),
+                   description=f"ResCLIP (RCS, tau {weights[0]:g}, lambda {weights[1]:g}) on {base.description}")
+
+
+for _base in ("sclip", "clearclip", "naclip"):
+    HEADS[f"{_base}+rcs"] = with_rcs(HEADS[_base])
 
 
 def get_head(name: str | DenseHead) -> DenseHead:

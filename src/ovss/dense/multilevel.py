@@ -1,4 +1,4 @@
-"""Multi-level training-free heads: GEM and SC-CLIP.
+"""Training-free heads that read earlier blocks: GEM, SC-CLIP, and ResCLIP's attention mix.
 
 The heads of ``ovss.dense.heads`` without ``levels`` change the last block alone. These two read
 earlier blocks as well, so they get ``history``: the tokens that entered each block, in order
@@ -22,6 +22,12 @@ class token. A second, shallower similarity aggregates the result; the same last
 the sum of several intermediate outputs is aggregated the same way and added. Settings read off
 SuleBai/SC-CLIP ``clip/model.py`` (defaults for 12-block models; other depths scale the block
 indices, see ``ScClipSettings.blocks``).
+
+ResCLIP (Yang et al., "ResCLIP", CVPR 2025), residual cross-correlation self-attention: the mean
+of the soft-maxed q-k attention maps of intermediate blocks (5 .. 8 of 12) is mixed into the
+last block's attention of SCLIP, ClearCLIP or NACLIP after its softmax (``DenseHead.rcs``; the
+mix itself is in ``DenseEncoder._custom_attention``). Its semantic feedback refinement needs the
+class list while encoding and is not part of ovss yet.
 """
 from __future__ import annotations
 
@@ -230,6 +236,42 @@ def scclip_tokens(blocks: nn.ModuleList, history: list[torch.Tensor], grid: tupl
         x = x + aggregate(extra, refine, settings.cut)
         results.append(torch.cat([cls, x], dim=1))
     return torch.cat(results)
+
+
+# ----------------------------------------------------------------------------------- ResCLIP
+
+
+@dataclass(frozen=True)
+class RcsSettings:
+    """ResCLIP's intermediate blocks for the cross-correlation mix: attention maps of blocks
+    ``first`` .. ``last`` (0-based, inclusive) of a 12-block ViT, averaged (``clip/model.py``:
+    ``attn_map[i] for i in range(5, 9)``); other depths scale the indices."""
+
+    first: int = 5
+    last: int = 8
+    reference_depth: int = 12
+
+    def blocks(self, n_blocks: int) -> range:
+        if n_blocks == self.reference_depth:
+            return range(self.first, self.last + 1)
+
+        def scale(i: int) -> int:
+            return min(n_blocks - 2, int(i * n_blocks / self.reference_depth + 0.5))
+
+        return range(scale(self.first), max(scale(self.last), scale(self.first)) + 1)
+
+
+RCS = RcsSettings()
+
+
+def cross_correlation_attention(blocks: nn.ModuleList, history: list[torch.Tensor], settings: RcsSettings = RCS) -> torch.Tensor:
+    """ResCLIP's R: the mean over the chosen intermediate blocks of their own soft-maxed q-k
+    attention (B x H x N x N), computed on the tokens that entered them."""
+    maps = []
+    for i in settings.blocks(len(blocks)):
+        q, k, _ = split_heads(blocks[i].attn, blocks[i].ln_1(history[i]))
+        maps.append((q * q.shape[-1] ** -0.5 @ k.transpose(-2, -1)).softmax(dim=-1))
+    return torch.stack(maps).mean(dim=0)
 
 
 def multilevel_tokens(name: str, blocks: nn.ModuleList, history: list[torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:

@@ -5,7 +5,7 @@ batch; ``predict`` turns the cached patch features into per-class scores for any
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -61,6 +61,8 @@ class Segmenter:
             self.model.clip.to(device)
         self.preset = get_preset(preset, dataset).with_overrides(**overrides)
         self.head = get_head(head or self.preset.head)
+        if self.head.rcs is not None and self.preset.rcs_weights is not None:  # ResCLIP's per-dataset weights
+            self.head = replace(self.head, rcs=tuple(self.preset.rcs_weights))
         self.encoder = DenseEncoder(self.model.visual, self.head)
         self.text = TextEncoder(self.model)
         mean = torch.tensor(self.model.mean).view(1, 3, 1, 1)
@@ -73,7 +75,8 @@ class Segmenter:
         return self.model.device
 
     def settings(self) -> dict:
-        return {**self.preset.settings(), "head": self.head.name, **self.model.describe()}  # the head that ran, not the preset's
+        rcs = {"rcs_weights": list(self.head.rcs)} if self.head.rcs is not None else {}
+        return {**self.preset.settings(), "head": self.head.name, **rcs, **self.model.describe()}  # what ran, not the preset's
 
     # image side -----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ class Preset:
     prob_thd: pixels whose best class probability is below it become class 0 (background).
     area_thd: classes covering less than this share of the image are dropped (SCLIP on VOC21).
     eval_at_input_size: compare with ground truth resized (nearest) to the input size (mlmp).
+    rcs_weights: ResCLIP's (tau, lambda) for heads with its attention mix (``naclip+rcs`` ...).
     """
 
     name: str
@@ -36,6 +37,7 @@ class Preset:
     templates: str = "imagenet80"
     pamr: bool = False
     eval_at_input_size: bool = False
+    rcs_weights: tuple[float, float] | None = None
     per_dataset: dict = field(default_factory=dict, compare=False, hash=False)
     description: str = ""
 
@@ -107,6 +109,17 @@ PRESETS: dict[str, Preset] = {
             "cityscapes": dict(resize_short=560),
         },
         description="SC-CLIP: short side 336, windows 224/112, logit scale 40, no PAMR",
+    ),
+    "resclip-rcs": Preset(
+        "resclip-rcs", head="naclip+rcs", resize_short=336, crop=224, stride=112, logit_scale=40.0, rcs_weights=(2.0, 0.4),
+        per_dataset={
+            "voc21": dict(prob_thd=0.1, crop=None, stride=None, rcs_weights=(2.0, 0.3)),
+            "voc20": dict(crop=None, stride=None, rcs_weights=(2.0, 0.6)),
+            "context60": dict(prob_thd=0.1, rcs_weights=(2.0, 0.3)),
+            "coco_object": dict(prob_thd=0.1),
+            "cityscapes": dict(resize_short=560, rcs_weights=(2.0, 0.2)),
+        },
+        description="ResCLIP without its semantic feedback (RCS on NACLIP): short side 336, windows 224/112",
     ),
     "mlmp": Preset(
         "mlmp", head="naclip", resize_to=(224, 224), crop=224, stride=112, logit_scale=100.0,
