@@ -378,10 +378,10 @@ class TestHistoryHeadsEverywhere:
         torch.testing.assert_close(result.probs.sum(0), torch.ones(70, 150), atol=1e-4, rtol=0)
         assert seg.settings()["head"] == head
 
-    def test_tiny_grids(self, visual, head):
+    def test_tiny_grids(self, visual, head, make_encoder):
         """A window of a few patches (small images are not resized by every preset) still works."""
         with torch.no_grad():
-            out = DenseEncoder(visual, head)(_images(8, 16, batch=1)).patch
+            out = make_encoder(visual, head)(_images(8, 16, batch=1)).patch
         assert out.shape == (1, 1, 2, 128) and torch.isfinite(out).all()
 
 

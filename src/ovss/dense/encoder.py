@@ -77,7 +77,10 @@ class DenseFeatures:
 class DenseEncoder(nn.Module):
     """Dense features of a frozen open_clip ViT with one of the training-free heads."""
 
-    def __init__(self, visual: nn.Module, head: str | DenseHead = "naclip"):
+    def __init__(self, visual: nn.Module, head: str | DenseHead = "naclip", second: nn.Module | None = None,
+                 input_mean: Sequence[float] | None = None, input_std: Sequence[float] | None = None):
+        """``second``: the second backbone of heads that need one (``ovss.model.second``), with
+        ``input_mean``/``input_std``, the normalisation of the images given to ``forward``."""
         super().__init__()
         if not hasattr(visual, "transformer") or not hasattr(visual, "conv1"):
             raise OvssError("dense heads need an open_clip VisionTransformer (ViT-*) model; ResNet and timm towers are not supported")
@@ -91,6 +94,10 @@ class DenseEncoder(nn.Module):
         self.native_grid = tuple(visual.grid_size)
         self.patch_size = tuple(visual.patch_size)
         self._window_cache: dict[tuple, torch.Tensor] = {}
+        # kept outside the module tree: adaptation methods that walk the encoder's parameters
+        # must not see (or train) the second backbone
+        self.__dict__["second"] = second
+        self.input_norm = (tuple(input_mean), tuple(input_std)) if input_mean is not None else None
 
     @property
     def blocks(self) -> nn.ModuleList:
@@ -121,6 +128,7 @@ class DenseEncoder(nn.Module):
         returned; the last block's output is the head's. ``prompts``: per-block learned tokens (K x D) inserted after the class token
         (deep visual prompts); ``None`` entries keep the previous block's prompts.
         """
+        proxy = self.proxy_features(images) if self.head.second else None
         x, grid = self.embed(images)
         n_blocks = len(self.blocks)
         wanted = {i % n_blocks for i in layers}
@@ -135,13 +143,15 @@ class DenseEncoder(nn.Module):
             if history is not None:  # multi-level heads: prompt tokens take no part in them
                 history.append(torch.cat([x[:, :1], x[:, 1 + n_prompt:]], dim=1) if n_prompt else x)
             if i == n_blocks - 1:
-                dense = self.head_block(x, grid, n_prompt=n_prompt, history=history)
+                dense = self.head_block(x, grid, n_prompt=n_prompt, history=history, proxy=proxy)
                 global_tokens = block(x) if with_global else None
             else:
                 x = block(x)
             if i in wanted:
                 out_layers[i] = x if i < n_blocks - 1 else dense
         patch = self.project(dense[:, 1 + n_prompt:])
+        if proxy is not None:  # ProxyCLIP's features lie on the second backbone's grid
+            grid = tuple(proxy.shape[-2:])
         patch = patch.reshape(x.shape[0], grid[0], grid[1], -1)
         glob = self.global_embedding(global_tokens, n_prompt) if with_global else None
         return DenseFeatures(patch=patch, grid=grid, global_embedding=glob, layers=out_layers)
@@ -162,8 +172,19 @@ class DenseEncoder(nn.Module):
             pooled, _ = v._global_pool(v.ln_post(tokens))
         return pooled @ v.proj if v.proj is not None else pooled
 
+    def proxy_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The second backbone's patch features (B x C x h x w) of CLIP-normalised ``images``."""
+        if self.second is None or self.input_norm is None:
+            raise OvssError(f"the {self.head.name} head needs a second backbone; build it with Segmenter or pass "
+                            "second=load_second_backbone(...) and the input normalisation")
+        from .proxy import renormalise, second_features
+
+        spec = self.second.spec
+        x = renormalise(images, *self.input_norm, spec.mean, spec.std)
+        return second_features(self.second, x.to(next(self.second.vit.parameters()).dtype), resize_pos_embed).to(images.dtype)
+
     def head_block(self, x: torch.Tensor, grid: tuple[int, int], block: nn.Module | None = None, n_prompt: int = 0,
-                   history: list[torch.Tensor] | None = None) -> torch.Tensor:
+                   history: list[torch.Tensor] | None = None, proxy: torch.Tensor | None = None) -> torch.Tensor:
         """Run ``block`` (the last one by default) the head's way on tokens ``x``.
 
         Multi-level heads (``head.levels``) and ResCLIP's mix (``head.rcs``) need ``history``:
@@ -179,6 +200,13 @@ class DenseEncoder(nn.Module):
             out = multilevel_tokens(head.levels, self.blocks, history, grid)
             return torch.cat([out[:, :1], x[:, 1:1 + n_prompt], out[:, 1:]], dim=1) if n_prompt else out
         block = block if block is not None else self.blocks[-1]
+        if head.second:  # ProxyCLIP: rows 0 .. n_prompt stand in for the class and prompt tokens
+            if proxy is None:
+                raise ValueError(f"the {head.name} head needs the second backbone's features (proxy_features)")
+            from .proxy import proxy_attention
+
+            y = block.ln_1(torch.cat([x[:, :1], x[:, 1 + n_prompt:]], dim=1) if n_prompt else x)
+            return torch.cat([x[:, :1 + n_prompt], proxy_attention(block.attn, y, grid, proxy)], dim=1)
         if head.attention == "vanilla" and head.residual and head.ffn:
             return block(x)
         y = block.ln_1(x)

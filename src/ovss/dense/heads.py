@@ -47,6 +47,8 @@ class DenseHead:
     attention A becomes tau ((1 - lambda) A + lambda R), R the mean q-k attention of intermediate
     blocks (``ovss.dense.multilevel.RCS``). A modifier of any head with similarity terms
     (``with_rcs``); ``naclip+rcs`` is ResCLIP's own method.
+    second: the second backbone (``ovss.model.second``) whose patch correspondence is the last
+    block's attention (ProxyCLIP, ``ovss.dense.proxy``); the features come out on its grid.
     """
 
     name: str
@@ -58,6 +60,7 @@ class DenseHead:
     description: str = ""
     levels: str | None = None
     rcs: tuple[float, float] | None = None
+    second: str | None = None
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -83,6 +86,10 @@ HEADS: dict[str, DenseHead] = {
     "gem": DenseHead(
         "gem", "qq+kk+vv", residual=True, ffn=False, pos_resize="size-aa", levels="gem",
         description="GEM: self-self attention path (q-q, k-k, v-v) in parallel over the last 6 blocks, no FFN",
+    ),
+    "proxyclip": DenseHead(
+        "proxyclip", "proxy", residual=False, ffn=False, second="dino-vitb8",
+        description="ProxyCLIP: a second backbone's (DINO) patch similarity attends over the last block's values",
     ),
     "scclip": DenseHead(
         "scclip", "kk", residual=False, ffn=False, levels="scclip",

@@ -63,7 +63,14 @@ class Segmenter:
         self.head = get_head(head or self.preset.head)
         if self.head.rcs is not None and self.preset.rcs_weights is not None:  # ResCLIP's per-dataset weights
             self.head = replace(self.head, rcs=tuple(self.preset.rcs_weights))
-        self.encoder = DenseEncoder(self.model.visual, self.head)
+        second = None
+        if self.head.second:  # ProxyCLIP: a second backbone beside CLIP
+            from ..model.second import load_second_backbone
+
+            second = load_second_backbone(self.preset.second_backbone or self.head.second, self.preset.second_weights,
+                                          device=self.model.device)
+        self.encoder = DenseEncoder(self.model.visual, self.head, second=second, input_mean=self.model.mean,
+                                    input_std=self.model.std)
         self.text = TextEncoder(self.model)
         mean = torch.tensor(self.model.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.model.std).view(1, 3, 1, 1)
@@ -75,8 +82,10 @@ class Segmenter:
         return self.model.device
 
     def settings(self) -> dict:
-        rcs = {"rcs_weights": list(self.head.rcs)} if self.head.rcs is not None else {}
-        return {**self.preset.settings(), "head": self.head.name, **rcs, **self.model.describe()}  # what ran, not the preset's
+        extra = {"rcs_weights": list(self.head.rcs)} if self.head.rcs is not None else {}
+        if self.encoder.second is not None:
+            extra.update(self.encoder.second.describe())
+        return {**self.preset.settings(), "head": self.head.name, **extra, **self.model.describe()}  # what ran
 
     # image side -----------------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ class Preset:
     area_thd: classes covering less than this share of the image are dropped (SCLIP on VOC21).
     eval_at_input_size: compare with ground truth resized (nearest) to the input size (mlmp).
     rcs_weights: ResCLIP's (tau, lambda) for heads with its attention mix (``naclip+rcs`` ...).
+    second_backbone / second_weights: for heads with a second backbone (ProxyCLIP): its name
+    (``ovss.model.second``; None: the head's default) and a local checkpoint file or ``none``.
     """
 
     name: str
@@ -38,6 +40,8 @@ class Preset:
     pamr: bool = False
     eval_at_input_size: bool = False
     rcs_weights: tuple[float, float] | None = None
+    second_backbone: str | None = None
+    second_weights: str | None = None
     per_dataset: dict = field(default_factory=dict, compare=False, hash=False)
     description: str = ""
 
@@ -120,6 +124,18 @@ PRESETS: dict[str, Preset] = {
             "cityscapes": dict(resize_short=560, rcs_weights=(2.0, 0.2)),
         },
         description="ResCLIP without its semantic feedback (RCS on NACLIP): short side 336, windows 224/112",
+    ),
+    "proxyclip": Preset(
+        "proxyclip", head="proxyclip", resize_short=336, crop=336, stride=112, logit_scale=40.0,
+        second_backbone="dino-vitb8",
+        per_dataset={
+            "voc21": dict(prob_thd=0.2),
+            "context60": dict(prob_thd=0.15),
+            "coco_object": dict(prob_thd=0.25),
+            "ade20k": dict(resize_short=448),
+            "cityscapes": dict(resize_short=448, crop=224, stride=112),
+        },
+        description="ProxyCLIP with DINO ViT-B/8: short side 336, windows 336/112, logit scale 40",
     ),
     "mlmp": Preset(
         "mlmp", head="naclip", resize_to=(224, 224), crop=224, stride=112, logit_scale=100.0,
