@@ -46,7 +46,7 @@ def run(repeats: int = 5, model_name: str = "ViT-B-16") -> list[dict]:
     base = _time(plain, repeats)
     rows = [{"what": f"plain encoder forward ({windows.shape[0]} windows)", "seconds": base, "ratio": 1.0}]
     for name in HEADS:
-        seg = Segmenter(model, head=name, preset=preset)
+        seg = Segmenter(model, head=name, preset=preset, second_weights="none")  # ProxyCLIP: random DINO (cost only)
         seg.predict(image, classes)  # caches the text embeddings
         t = _time(lambda: seg.predict(image, classes), repeats)
         rows.append({"what": f"head {name}: image -> labels", "seconds": t, "ratio": t / base})
