@@ -21,7 +21,7 @@ from ovss.dense import DenseEncoder, resize_pos_embed
 from ovss.dense.proxy import PROXY, proxy_attention, renormalise, second_features
 from ovss.errors import OvssError
 from ovss.model import load_model
-from ovss.model.second import SECOND_BACKBONES, SecondBackbone, _dino_state, load_second_backbone
+from ovss.model.second import SECOND_BACKBONES, SecondBackbone, dino_backbone_state, load_second_backbone
 from ovss.segment import Segmenter
 
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
@@ -89,7 +89,6 @@ def _proxy_by_hand(attn, y, grid, proxy, loops=True):
     product); bilinear upsampling of the values by F.interpolate (checked by hand separately)."""
     B, N, D = y.shape
     C, Hp, Wp = proxy.shape[1:]
-    H = attn.num_heads
     W, b = attn.in_proj_weight, attn.in_proj_bias
     v = (y @ W[2 * D:].T + b[2 * D:])[:, 1:].reshape(B, *grid, D).permute(0, 3, 1, 2)
     v = F.interpolate(v, size=(Hp, Wp), mode="bilinear", align_corners=False).flatten(2).transpose(1, 2)  # B x HW x D
@@ -258,8 +257,8 @@ class TestLoading:
 
     def test_dino_training_checkpoint_keys(self):
         state = {"teacher": {"backbone.cls_token": 1, "backbone.blocks.0.norm1.weight": 2, "head.mlp.0.weight": 3}}
-        assert _dino_state(state) == {"cls_token": 1, "blocks.0.norm1.weight": 2}
-        assert _dino_state({"pos_embed": 4}) == {"pos_embed": 4}
+        assert dino_backbone_state(state) == {"cls_token": 1, "blocks.0.norm1.weight": 2}
+        assert dino_backbone_state({"pos_embed": 4}) == {"pos_embed": 4}
 
     def test_random_weights_repeat(self, small_spec):
         torch.manual_seed(5)  # the caller's random state does not matter

@@ -79,7 +79,7 @@ class SecondBackbone(nn.Module):
         return {"second_backbone": self.spec.name, "second_weights": self.weights}
 
 
-def _dino_state(state: dict) -> dict:
+def dino_backbone_state(state: dict) -> dict:
     """A DINO checkpoint's backbone weights: the plain ``*_pretrain.pth`` state dict, or the
     teacher of a full training checkpoint (``backbone.`` prefixes dropped, projection head left out)."""
     if "teacher" in state and isinstance(state["teacher"], dict):
@@ -104,7 +104,7 @@ def load_second_backbone(name: str, weights: str | None, device: str | torch.dev
         path = Path(weights).expanduser()
         if not path.exists():
             raise OvssError(f"second-backbone checkpoint not found: {path} (check the path)")
-        state = _dino_state(read_checkpoint(path))
+        state = dino_backbone_state(read_checkpoint(path))
         own = vit.state_dict()
         bad = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
         extra = [k for k in state if k not in own]
