@@ -23,7 +23,7 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def run(repeats: int = 5, model_name: str = "ViT-B-16") -> list[dict]:
+def run(repeats: int = 5, model_name: str = "ViT-B-16", size: int = 512) -> list[dict]:
     from ovss import Segmenter, load_model
     from ovss.dense import HEADS
     from ovss.segment import Preset
@@ -33,7 +33,7 @@ def run(repeats: int = 5, model_name: str = "ViT-B-16") -> list[dict]:
 
     torch.manual_seed(0)
     model = load_model(model_name, "none")
-    image = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
+    image = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
     classes = "person, car, tree, sky, road, building, dog, cat, chair, table"
     plain_seg = Segmenter(model, head="clip", preset=preset)
     windows, _, _ = plain_seg.windows(plain_seg.preprocess(image))
