@@ -12,3 +12,30 @@ def tiny_random():
 
     torch.manual_seed(0)
     return load_model("ovss-tiny", "none")
+
+
+@pytest.fixture(scope="session")
+def make_encoder():
+    """``make_encoder(visual, head)``: a DenseEncoder, with a small random second backbone (a
+    2-block timm ViT, patch 8, native 112 px) for heads that need one (ProxyCLIP), so that every
+    test parametrised over the head table runs every head."""
+    import timm
+
+    from ovss.dense import DenseEncoder, get_head
+    from ovss.model.second import SecondBackbone, SecondBackboneSpec
+
+    spec = SecondBackboneSpec("test-vit", "vit_tiny_patch16_224", 8, 64, 2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        vit = timm.create_model("vit_tiny_patch16_224", patch_size=8, img_size=112, embed_dim=64, depth=2,
+                                num_heads=2, num_classes=0)
+    second = SecondBackbone(spec, vit.eval().requires_grad_(False), "none")
+    mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+
+    def make(visual, head):
+        if get_head(head).second:
+            return DenseEncoder(visual, head, second=second, input_mean=mean, input_std=std)
+        return DenseEncoder(visual, head)
+
+    make.second = second
+    return make

@@ -12,7 +12,7 @@ from ovss.adaptation import METHODS, get_method
 from ovss.corruptions import CORRUPTION_NAMES, corrupt
 from ovss.data import DATASETS, SegDataset
 from ovss.data.classnames import class_names
-from ovss.dense import HEADS, DenseEncoder, get_head
+from ovss.dense import HEADS, get_head
 from ovss.errors import OvssError
 from ovss.segment import PRESETS, Segmenter
 from ovss.text import parse_classes
@@ -26,8 +26,8 @@ CLASSES = parse_classes("sky, grass, boat")
 
 @pytest.mark.parametrize("name", sorted(HEADS))
 class TestHeadContract:
-    def test_shapes_dtype_and_finite(self, name, tiny_random):
-        enc = DenseEncoder(tiny_random.visual, get_head(name))
+    def test_shapes_dtype_and_finite(self, name, tiny_random, make_encoder):
+        enc = make_encoder(tiny_random.visual, name)
         torch.manual_seed(0)
         x = torch.randn(2, 3, 112, 168)
         with torch.no_grad():
@@ -36,8 +36,8 @@ class TestHeadContract:
         assert out.shape[:3] == (2, 112 // p[0], 168 // p[1]) and out.dtype == torch.float32
         assert torch.isfinite(out).all()
 
-    def test_deterministic_and_batch_independent(self, name, tiny_random):
-        enc = DenseEncoder(tiny_random.visual, get_head(name))
+    def test_deterministic_and_batch_independent(self, name, tiny_random, make_encoder):
+        enc = make_encoder(tiny_random.visual, name)
         torch.manual_seed(1)
         x = torch.randn(3, 3, 112, 112)
         with torch.no_grad():
@@ -54,10 +54,15 @@ def test_unknown_head_is_one_line():
 # ----------------------------------------------------------------------------- presets
 
 
+def _random_second(name):
+    """Presets with a second backbone run it with random weights here (no checkpoint in tests)."""
+    return {"second_weights": "none"} if PRESETS[name].second_backbone else {}
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 class TestPresetContract:
     def test_predicts_labels_of_the_scored_size(self, name, tiny_random):
-        seg = Segmenter(tiny_random, preset=name)
+        seg = Segmenter(tiny_random, preset=name, **_random_second(name))
         out = seg.predict(IMAGE, CLASSES)
         expected = tuple(seg.preset.resize_to) if seg.preset.eval_at_input_size and seg.preset.resize_to else IMAGE.shape[:2]
         assert tuple(out.labels.shape) == expected and out.labels.dtype == torch.long
@@ -66,7 +71,7 @@ class TestPresetContract:
         assert abs(sum(out.shares().values()) - 1) < 1e-9
 
     def test_settings_are_json_and_honest(self, name, tiny_random):
-        seg = Segmenter(tiny_random, preset=name, head="clip")
+        seg = Segmenter(tiny_random, preset=name, head="clip", **_random_second(name))
         s = json.loads(json.dumps(seg.settings()))
         assert s["name"] == name and s["head"] == "clip" and s["model"] == "ovss-tiny"
 

@@ -162,10 +162,10 @@ class TestDenseHeads:
         assert got.shape == expected.shape == (2, size[0] // 8, size[1] // 8, 128)
         torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)
 
-    def test_heads_differ(self, visual):
+    def test_heads_differ(self, visual, make_encoder):
         images = _images(112, 112)
         with torch.no_grad():
-            feats = {name: DenseEncoder(visual, name)(images).patch for name in HEADS}
+            feats = {name: make_encoder(visual, name)(images).patch for name in HEADS}
         names = list(feats)
         for i, a in enumerate(names):
             for b_ in names[i + 1 :]:
@@ -196,26 +196,26 @@ class TestDenseHeads:
 
     @pytest.mark.parametrize("head", list(HEADS))
     @pytest.mark.parametrize("size", [(64, 160), (120, 88), (200, 200)])
-    def test_shapes(self, visual, head, size):
+    def test_shapes(self, visual, head, size, make_encoder):
         with torch.no_grad():
-            out = DenseEncoder(visual, head)(_images(*size, batch=1))
+            out = make_encoder(visual, head)(_images(*size, batch=1))
         h, w = size[0] // 8, size[1] // 8
         assert out.grid == (h, w)
         assert out.patch.shape == (1, h, w, 128)
         assert torch.isfinite(out.patch).all()
 
     @pytest.mark.parametrize("head", list(HEADS))
-    def test_layers_returned(self, visual, head):
+    def test_layers_returned(self, visual, head, make_encoder):
         with torch.no_grad():
-            out = DenseEncoder(visual, head)(_images(112, 112, batch=1), layers=(0, -2, -1))
+            out = make_encoder(visual, head)(_images(112, 112, batch=1), layers=(0, -2, -1))
         assert set(out.layers) == {0, 4, 5}
         assert out.layers[0].shape == (1, 1 + 14 * 14, 128)
 
     @pytest.mark.parametrize("head", list(HEADS))
-    def test_gradients_reach_layer_norms(self, trainable_ln_visual, head):
+    def test_gradients_reach_layer_norms(self, trainable_ln_visual, head, make_encoder):
         visual = trainable_ln_visual
         visual.zero_grad(set_to_none=True)
-        DenseEncoder(visual, head)(_images(96, 128, batch=1)).patch.square().sum().backward()
+        make_encoder(visual, head)(_images(96, 128, batch=1)).patch.square().sum().backward()
         last = visual.transformer.resblocks[-1]
         must = [visual.ln_pre, visual.ln_post, visual.transformer.resblocks[0].ln_1, last.ln_1]
         if HEADS[head].ffn:

@@ -44,14 +44,22 @@ def level_tokens(encoder: DenseEncoder, images: torch.Tensor, layers: Sequence[i
     x, grid = encoder.embed(images)
     out: dict[int, torch.Tensor] = {}
     glob = None
+    history = [] if encoder.head.needs_history else None  # GEM, SC-CLIP, ResCLIP read earlier blocks
+    proxy = encoder.proxy_features(images) if encoder.head.second else None  # ProxyCLIP
+    if proxy is not None and tuple(proxy.shape[-2:]) != tuple(grid):
+        raise OvssError(f"mlmp fuses CLIP's levels on its {grid[0]} x {grid[1]} grid; the {encoder.head.name} head's "
+                        f"second backbone gives {proxy.shape[-2]} x {proxy.shape[-1]}: pick a second backbone with "
+                        "CLIP's patch size (dino-vitb16 for a /16 CLIP) or another head")
     for i, block in enumerate(encoder.blocks):
+        if history is not None:
+            history.append(x)
         if i == n - 1:
             if i in wanted:
-                out[i] = encoder.head_block(x, grid)
+                out[i] = encoder.head_block(x, grid, history=history, proxy=proxy)
             if with_global:
                 glob = encoder.global_embedding(block(x))
             break
-        if i > max(wanted) and not with_global:
+        if i > max(wanted) and not with_global and history is None:
             break
         a = block.ls_1(block.attention(q_x=block.ln_1(x)))
         if i in wanted:

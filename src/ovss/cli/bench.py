@@ -29,6 +29,9 @@ def add_parser(sub) -> None:
                    help="all, original, or comma-separated corruption names; original is always included (default: all)")
     p.add_argument("--severity", type=int, default=5, help="corruption severity 1..5 (default: 5)")
     p.add_argument("--head", default=None, help="dense head (default: the preset's)")
+    p.add_argument("--vfm", default=None, help="second backbone for heads that use one (proxyclip): dino-vitb8, dino-vitb16")
+    p.add_argument("--vfm-weights", default=None, metavar="PATH",
+                   help="its checkpoint (e.g. dino_vitbase8_pretrain.pth), or 'none' for random weights (cost figures only)")
     p.add_argument("--preset", default=None,
                    help="inference protocol (default: shapesworld for the embedded model on shapesworld, else naclip)")
     p.add_argument("--methods", default="none", help="adaptation methods, comma-separated (default: none)")
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             model, datasets, args.out, split=args.split, corruptions=corruptions, severity=severity,
             methods=methods, seeds=seeds, limit=args.limit, workers=args.workers, head=args.head,
             preset=args.preset, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-            prompts=prompts, overwrite=args.overwrite,
+            prompts=prompts, overwrite=args.overwrite, second_backbone=args.vfm, second_weights=args.vfm_weights,
         )
         if rank == 0:
             text = write_report(args.out)

@@ -31,6 +31,12 @@ def run(args: argparse.Namespace) -> int:
     print("\ndense heads:")
     for h in HEADS.values():
         print(f"  {h.name:10s} {h.description}")
+    from ..model.second import SECOND_BACKBONES
+
+    print("\nsecond backbones (--vfm, weights with --vfm-weights PATH; cost of one 224 x 224 window):")
+    for b in SECOND_BACKBONES.values():
+        print(f"  {b.name:12s} {b.description}; timm {b.timm_name}, patch {b.patch_size}, {b.tokens()} tokens, "
+              f"{b.gflops():.1f} GFLOPs; weights file {b.checkpoint}")
     print("\npresets:")
     for p in PRESETS.values():
         print(f"  {p.name:12s} {p.description}")

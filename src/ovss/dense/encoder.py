@@ -22,7 +22,8 @@ def resize_pos_embed(pos: torch.Tensor, native: tuple[int, int], grid: tuple[int
 
     ``offset``: bicubic with ``scale_factor = ((h + 0.1) / n, (w + 0.1) / n)``, unchanged when the
     grid is the native one (NACLIP, SCLIP, ClearCLIP). ``size``: bicubic to ``size=(h, w)``
-    (MaskCLIP). The class token's embedding is kept.
+    (MaskCLIP); ``size-aa``: the same with antialiasing (GEM; torch's antialiased bicubic kernel
+    differs from the plain one even when enlarging). The class token's embedding is kept.
     """
     if tuple(grid) == tuple(native):
         return pos
@@ -35,6 +36,8 @@ def resize_pos_embed(pos: torch.Tensor, native: tuple[int, int], grid: tuple[int
         resized = F.interpolate(patch_pos, scale_factor=((h + 0.1) / n_h, (w + 0.1) / n_w), mode="bicubic", align_corners=False)
     elif rule == "size":
         resized = F.interpolate(patch_pos, size=(h, w), mode="bicubic", align_corners=False)
+    elif rule == "size-aa":
+        resized = F.interpolate(patch_pos, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
     else:
         raise ValueError(f"unknown position-embedding rule {rule!r}")
     assert resized.shape[-2:] == (h, w), (resized.shape, grid)
@@ -74,7 +77,10 @@ class DenseFeatures:
 class DenseEncoder(nn.Module):
     """Dense features of a frozen open_clip ViT with one of the training-free heads."""
 
-    def __init__(self, visual: nn.Module, head: str | DenseHead = "naclip"):
+    def __init__(self, visual: nn.Module, head: str | DenseHead = "naclip", second: nn.Module | None = None,
+                 input_mean: Sequence[float] | None = None, input_std: Sequence[float] | None = None):
+        """``second``: the second backbone of heads that need one (``ovss.model.second``), with
+        ``input_mean``/``input_std``, the normalisation of the images given to ``forward``."""
         super().__init__()
         if not hasattr(visual, "transformer") or not hasattr(visual, "conv1"):
             raise OvssError("dense heads need an open_clip VisionTransformer (ViT-*) model; ResNet and timm towers are not supported")
@@ -88,6 +94,10 @@ class DenseEncoder(nn.Module):
         self.native_grid = tuple(visual.grid_size)
         self.patch_size = tuple(visual.patch_size)
         self._window_cache: dict[tuple, torch.Tensor] = {}
+        # kept outside the module tree: adaptation methods that walk the encoder's parameters
+        # must not see (or train) the second backbone
+        self.__dict__["second"] = second
+        self.input_norm = (tuple(input_mean), tuple(input_std)) if input_mean is not None else None
 
     @property
     def blocks(self) -> nn.ModuleList:
@@ -118,24 +128,30 @@ class DenseEncoder(nn.Module):
         returned; the last block's output is the head's. ``prompts``: per-block learned tokens (K x D) inserted after the class token
         (deep visual prompts); ``None`` entries keep the previous block's prompts.
         """
+        proxy = self.proxy_features(images) if self.head.second else None
         x, grid = self.embed(images)
         n_blocks = len(self.blocks)
         wanted = {i % n_blocks for i in layers}
         out_layers: dict[int, torch.Tensor] = {}
         n_prompt = 0
+        history: list[torch.Tensor] | None = [] if self.head.needs_history else None
         for i, block in enumerate(self.blocks):
             if prompts is not None and i < len(prompts) and prompts[i] is not None:
                 p = prompts[i].to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
                 x = torch.cat([x[:, :1], p, x[:, 1 + n_prompt:]], dim=1)
                 n_prompt = p.shape[1]
+            if history is not None:  # multi-level heads: prompt tokens take no part in them
+                history.append(torch.cat([x[:, :1], x[:, 1 + n_prompt:]], dim=1) if n_prompt else x)
             if i == n_blocks - 1:
-                dense = self.head_block(x, grid, n_prompt=n_prompt)
+                dense = self.head_block(x, grid, n_prompt=n_prompt, history=history, proxy=proxy)
                 global_tokens = block(x) if with_global else None
             else:
                 x = block(x)
             if i in wanted:
                 out_layers[i] = x if i < n_blocks - 1 else dense
         patch = self.project(dense[:, 1 + n_prompt:])
+        if proxy is not None:  # ProxyCLIP's features lie on the second backbone's grid
+            grid = tuple(proxy.shape[-2:])
         patch = patch.reshape(x.shape[0], grid[0], grid[1], -1)
         glob = self.global_embedding(global_tokens, n_prompt) if with_global else None
         return DenseFeatures(patch=patch, grid=grid, global_embedding=glob, layers=out_layers)
@@ -156,10 +172,41 @@ class DenseEncoder(nn.Module):
             pooled, _ = v._global_pool(v.ln_post(tokens))
         return pooled @ v.proj if v.proj is not None else pooled
 
-    def head_block(self, x: torch.Tensor, grid: tuple[int, int], block: nn.Module | None = None, n_prompt: int = 0) -> torch.Tensor:
-        """Run ``block`` (the last one by default) the head's way on tokens ``x``."""
-        block = block if block is not None else self.blocks[-1]
+    def proxy_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The second backbone's patch features (B x C x h x w) of CLIP-normalised ``images``."""
+        if self.second is None or self.input_norm is None:
+            raise OvssError(f"the {self.head.name} head needs a second backbone; build it with Segmenter or pass "
+                            "second=load_second_backbone(...) and the input normalisation")
+        from .proxy import renormalise, second_features
+
+        spec = self.second.spec
+        x = renormalise(images, *self.input_norm, spec.mean, spec.std)
+        return second_features(self.second, x.to(next(self.second.vit.parameters()).dtype), resize_pos_embed).to(images.dtype)
+
+    def head_block(self, x: torch.Tensor, grid: tuple[int, int], block: nn.Module | None = None, n_prompt: int = 0,
+                   history: list[torch.Tensor] | None = None, proxy: torch.Tensor | None = None) -> torch.Tensor:
+        """Run ``block`` (the last one by default) the head's way on tokens ``x``.
+
+        Multi-level heads (``head.levels``) and ResCLIP's mix (``head.rcs``) need ``history``:
+        the tokens (without prompt tokens) that entered each block, ``x`` last; prompt tokens of
+        ``x`` are passed through the multi-level heads unchanged.
+        """
         head = self.head
+        if head.needs_history and history is None:
+            raise ValueError(f"the {head.name} head reads earlier blocks: pass the tokens that entered each block")
+        if head.levels:
+            from .multilevel import multilevel_tokens
+
+            out = multilevel_tokens(head.levels, self.blocks, history, grid)
+            return torch.cat([out[:, :1], x[:, 1:1 + n_prompt], out[:, 1:]], dim=1) if n_prompt else out
+        block = block if block is not None else self.blocks[-1]
+        if head.second:  # ProxyCLIP: rows 0 .. n_prompt stand in for the class and prompt tokens
+            if proxy is None:
+                raise ValueError(f"the {head.name} head needs the second backbone's features (proxy_features)")
+            from .proxy import proxy_attention
+
+            y = block.ln_1(torch.cat([x[:, :1], x[:, 1 + n_prompt:]], dim=1) if n_prompt else x)
+            return torch.cat([x[:, :1 + n_prompt], proxy_attention(block.attn, y, grid, proxy)], dim=1)
         if head.attention == "vanilla" and head.residual and head.ffn:
             return block(x)
         y = block.ln_1(x)
@@ -167,14 +214,22 @@ class DenseEncoder(nn.Module):
         if head.attention == "vanilla":
             a = attn(y, y, y, need_weights=False)[0]
         else:
-            a = self._custom_attention(attn, y, grid, n_prompt)
+            mix = None
+            if head.rcs is not None:
+                if n_prompt:
+                    raise OvssError(f"the {head.name} head does not take visual prompts; pick a head without +rcs")
+                from .multilevel import cross_correlation_attention
+
+                mix = cross_correlation_attention(self.blocks, history)
+            a = self._custom_attention(attn, y, grid, n_prompt, mix)
         a = block.ls_1(a)
         x = x + a if head.residual else a
         if head.ffn:
             x = x + block.ls_2(block.mlp(block.ln_2(x)))
         return x
 
-    def _custom_attention(self, attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[int, int], n_prompt: int) -> torch.Tensor:
+    def _custom_attention(self, attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[int, int], n_prompt: int,
+                          mix: torch.Tensor | None = None) -> torch.Tensor:
         B, N, D = y.shape
         H = attn.num_heads
         d = D // H
@@ -194,6 +249,9 @@ class DenseEncoder(nn.Module):
                 if bias is not None:
                     logits = logits + bias
                 weights = weights + logits.softmax(dim=-1)
+            if mix is not None:  # ResCLIP: tau ((1 - lambda) A + lambda R), after the softmax
+                tau, lam = self.head.rcs
+                weights = tau * ((1 - lam) * weights + lam * mix)
             out = weights @ v
         out = out.transpose(1, 2).reshape(B, N, D)
         return attn.out_proj(out)

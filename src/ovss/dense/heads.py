@@ -11,11 +11,21 @@ come out of it then go through ``ln_post`` and ``proj`` like the class token doe
 | clearclip | softmax(q q^T)                    | no       | no  | bicubic, (g + 0.1) / n    |
 | naclip    | softmax(k k^T + Gaussian window)  | no       | no  | bicubic, (g + 0.1) / n    |
 
+Multi-level heads (``levels``) read the tokens that entered earlier blocks too; their computation
+lives in ``ovss.dense.multilevel``:
+
+| head      | what it does                                                       | position-embedding resize |
+|-----------|--------------------------------------------------------------------|---------------------------|
+| gem       | GEM: a self-self attention path (q-q, k-k, v-v, L2-normalised,     | bicubic antialiased, size |
+|           | one clustering step) in parallel over the last 6 blocks            |                           |
+| scclip    | SC-CLIP: anomaly tokens (LOF) repaired, intermediate-feature       | bicubic, (g + 0.1) / n    |
+|           | similarities aggregate and steer the last block, multi-level fusion|                           |
+
 (values read off the official code; see ``docs/protocols.md``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import OvssError
 
@@ -28,8 +38,17 @@ class DenseHead:
     value), or a '+'-joined list of similarity terms among ``qq``, ``kk``, ``qk``, each soft-maxed
     separately and summed (SCLIP's correlative self-attention is ``qq+kk``).
     gaussian_std: NACLIP's neighbourhood window, in patches, added to the attention logits.
-    pos_resize: ``offset`` (bicubic with scale (g + 0.1) / n, as NACLIP/SCLIP/ClearCLIP) or
-    ``size`` (bicubic to the new grid size, as MaskCLIP).
+    pos_resize: ``offset`` (bicubic with scale (g + 0.1) / n, as NACLIP/SCLIP/ClearCLIP),
+    ``size`` (bicubic to the new grid size, as MaskCLIP) or ``size-aa`` (the same, antialiased, as GEM).
+    levels: a multi-level head of ``ovss.dense.multilevel`` (``gem``, ``scclip``) that replaces
+    the last block with a computation over the tokens of earlier blocks; ``attention``,
+    ``residual`` and ``ffn`` then only describe it.
+    rcs: ResCLIP's residual cross-correlation self-attention (tau, lambda): the head's soft-maxed
+    attention A becomes tau ((1 - lambda) A + lambda R), R the mean q-k attention of intermediate
+    blocks (``ovss.dense.multilevel.RCS``). A modifier of any head with similarity terms
+    (``with_rcs``); ``naclip+rcs`` is ResCLIP's own method.
+    second: the second backbone (``ovss.model.second``) whose patch correspondence is the last
+    block's attention (ProxyCLIP, ``ovss.dense.proxy``); the features come out on its grid.
     """
 
     name: str
@@ -39,10 +58,18 @@ class DenseHead:
     gaussian_std: float | None = None
     pos_resize: str = "offset"
     description: str = ""
+    levels: str | None = None
+    rcs: tuple[float, float] | None = None
+    second: str | None = None
 
     @property
     def terms(self) -> tuple[str, ...]:
         return tuple(self.attention.split("+"))
+
+    @property
+    def needs_history(self) -> bool:
+        """Whether the head reads the tokens that entered earlier blocks."""
+        return bool(self.levels) or self.rcs is not None
 
 
 HEADS: dict[str, DenseHead] = {
@@ -56,7 +83,34 @@ HEADS: dict[str, DenseHead] = {
         "naclip", "kk", residual=False, ffn=False, gaussian_std=5.0,
         description="NACLIP: k-k attention plus a Gaussian neighbourhood, no residual, no FFN",
     ),
+    "gem": DenseHead(
+        "gem", "qq+kk+vv", residual=True, ffn=False, pos_resize="size-aa", levels="gem",
+        description="GEM: self-self attention path (q-q, k-k, v-v) in parallel over the last 6 blocks, no FFN",
+    ),
+    "proxyclip": DenseHead(
+        "proxyclip", "proxy", residual=False, ffn=False, second="dino-vitb8",
+        description="ProxyCLIP: a second backbone's (DINO) patch similarity attends over the last block's values",
+    ),
+    "scclip": DenseHead(
+        "scclip", "kk", residual=False, ffn=False, levels="scclip",
+        description="SC-CLIP: anomaly tokens repaired, mid-layer similarity guides the last block, multi-level fusion",
+    ),
 }
+
+
+RCS_DEFAULT = (2.0, 0.4)  # ResCLIP's (tau, lambda) on ADE20K, COCO-Stuff, Context59, COCO-Object
+
+
+def with_rcs(base: DenseHead, weights: tuple[float, float] = RCS_DEFAULT) -> DenseHead:
+    """``base`` with ResCLIP's residual cross-correlation self-attention mixed into its last block."""
+    if base.levels or base.attention in ("vanilla", "value") or base.rcs is not None:
+        raise OvssError(f"ResCLIP's attention mix needs a head with similarity terms (sclip, clearclip, naclip), not '{base.name}'")
+    return replace(base, name=f"{base.name}+rcs", rcs=(float(weights[0]), float(weights[1])),
+                   description=f"ResCLIP (RCS, tau {weights[0]:g}, lambda {weights[1]:g}) on {base.description}")
+
+
+for _base in ("sclip", "clearclip", "naclip"):
+    HEADS[f"{_base}+rcs"] = with_rcs(HEADS[_base])
 
 
 def get_head(name: str | DenseHead) -> DenseHead:

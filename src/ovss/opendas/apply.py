@@ -20,13 +20,13 @@ from .prompts import PromptLearner, load_prompts, read_sidecar
 class PromptedDenseEncoder(DenseEncoder):
     """A ``DenseEncoder`` that inserts a learner's visual prompts unless a call passes its own."""
 
-    def __init__(self, visual, head, learner: PromptLearner):
-        super().__init__(visual, head)
+    def __init__(self, visual, head, learner: PromptLearner, **options):
+        super().__init__(visual, head, **options)
         self.__dict__["learner"] = learner  # not a submodule: the encoder's parameters stay CLIP's
 
-    def forward(self, images, layers=(), with_global=False, prompts=None):
+    def forward(self, images, *args, prompts=None, **kwargs):
         prompts = prompts if prompts is not None else self.learner.visual_prompts()
-        return super().forward(images, layers=layers, with_global=with_global, prompts=prompts)
+        return super().forward(images, *args, prompts=prompts, **kwargs)
 
 
 class PromptedTextEncoder(TextEncoder):
@@ -53,8 +53,8 @@ class PromptAddition:
         self.learner = learner
         self.description = description
 
-    def dense_encoder(self, visual, head) -> DenseEncoder:
-        return PromptedDenseEncoder(visual, head, self.learner)
+    def dense_encoder(self, visual, head, **options) -> DenseEncoder:
+        return PromptedDenseEncoder(visual, head, self.learner, **options)
 
     def text_encoder(self, model) -> TextEncoder:
         return PromptedTextEncoder(model, self.learner)

@@ -27,7 +27,7 @@ from .sliding import pad_to_multiple, resized_size, window_boxes
 class PromptAddition(Protocol):
     """Learned prompts a ``Segmenter`` runs with: they make its encoders and describe themselves."""
 
-    def dense_encoder(self, visual, head) -> DenseEncoder: ...
+    def dense_encoder(self, visual, head, **options) -> DenseEncoder: ...
 
     def text_encoder(self, model: ClipModel) -> TextEncoder: ...
 
@@ -100,12 +100,21 @@ class Segmenter:
             if self.model.info.get("precision") != FP16_LN_FP32:
                 fp16_with_fp32_layernorm(self.model)  # MLMP's CUDA setting; recorded in model.describe()
         self.head = get_head(self.preset.head)
+        if self.head.rcs is not None and self.preset.rcs_weights is not None:  # ResCLIP's per-dataset weights
+            self.head = replace(self.head, rcs=tuple(self.preset.rcs_weights))
+        second = None
+        if self.head.second:  # ProxyCLIP: a second backbone beside CLIP
+            from ..model.second import load_second_backbone
+
+            second = load_second_backbone(self.preset.second_backbone or self.head.second, self.preset.second_weights,
+                                          device=self.model.device)
+        encoder_options = dict(second=second, input_mean=self.model.mean, input_std=self.model.std)
         self.prompts = prompts
         if prompts is None:
-            self.encoder = DenseEncoder(self.model.visual, self.head)
+            self.encoder = DenseEncoder(self.model.visual, self.head, **encoder_options)
             self.text = TextEncoder(self.model)
         else:
-            self.encoder = prompts.dense_encoder(self.model.visual, self.head)
+            self.encoder = prompts.dense_encoder(self.model.visual, self.head, **encoder_options)
             self.text = prompts.text_encoder(self.model)
         self._encoded: EncodedImage | None = None
 
@@ -115,9 +124,14 @@ class Segmenter:
 
     def settings(self) -> dict:
         """Every setting that changes the numbers, as it ran: the preset's values after the chosen
-        head and overrides replaced them, the model, and the prompts when there are any."""
-        extra = {"prompts": self.prompts.describe()} if self.prompts is not None else {}
-        return {**self.preset.settings(), **self.model.describe(), **extra}
+        head and overrides replaced them, ResCLIP's weights and the second backbone where a head has
+        them, the model, and the prompts when there are any."""
+        extra = {"rcs_weights": list(self.head.rcs)} if self.head.rcs is not None else {}
+        if self.encoder.second is not None:
+            extra.update(self.encoder.second.describe())
+        if self.prompts is not None:
+            extra["prompts"] = self.prompts.describe()
+        return {**self.preset.settings(), **extra, **self.model.describe()}
 
     # image side -----------------------------------------------------------------------------
 

@@ -30,6 +30,9 @@ class Preset:
     MLMP's published CUDA numbers), applied to the model when it runs on CUDA; CPU stays fp32.
     class_set: the protocol's own class-name files (``ovss/data/classnames/<class_set>/``) replace
     the dataset's where that protocol has one (mlmp: MLMP's lists); None: the dataset's files.
+    rcs_weights: ResCLIP's (tau, lambda) for heads with its attention mix (``naclip+rcs`` ...).
+    second_backbone / second_weights: for heads with a second backbone (ProxyCLIP): its name
+    (``ovss.model.second``; None: the head's default) and a local checkpoint file or ``none``.
     """
 
     name: str
@@ -49,6 +52,9 @@ class Preset:
     eval_at_input_size: bool = False
     class_set: str | None = None
     cuda_precision: str = "fp32"
+    rcs_weights: tuple[float, float] | None = None
+    second_backbone: str | None = None
+    second_weights: str | None = None
     per_dataset: dict = field(default_factory=dict, compare=False, hash=False)
     description: str = ""
 
@@ -112,6 +118,43 @@ PRESETS: dict[str, Preset] = {
             "cityscapes": dict(crop=224, stride=224),
         },
         description="ClearCLIP: short side 448, windows 448/224",
+    ),
+    "gem": Preset(
+        "gem", head="gem", resize_to=(448, 448), crop=None, stride=None, logit_scale=100.0, templates="single",
+        description="GEM: resize to 448 x 448, whole image, 'a photo of a {}.', logit scale 100 (its released wrapper)",
+    ),
+    "scclip": Preset(
+        "scclip", head="scclip", resize_short=336, crop=224, stride=112, logit_scale=40.0,
+        per_dataset={
+            "voc21": dict(area_thd=0.1, logit_scale=50.0, prob_thd=0.15),
+            "context60": dict(prob_thd=0.15),
+            "coco_object": dict(logit_scale=55.0, prob_thd=0.35),
+            "cityscapes": dict(resize_short=560),
+        },
+        description="SC-CLIP: short side 336, windows 224/112, logit scale 40, no PAMR",
+    ),
+    "resclip-rcs": Preset(
+        "resclip-rcs", head="naclip+rcs", resize_short=336, crop=224, stride=112, logit_scale=40.0, rcs_weights=(2.0, 0.4),
+        per_dataset={
+            "voc21": dict(prob_thd=0.1, crop=None, stride=None, rcs_weights=(2.0, 0.3)),
+            "voc20": dict(crop=None, stride=None, rcs_weights=(2.0, 0.6)),
+            "context60": dict(prob_thd=0.1, rcs_weights=(2.0, 0.3)),
+            "coco_object": dict(prob_thd=0.1),
+            "cityscapes": dict(resize_short=560, rcs_weights=(2.0, 0.2)),
+        },
+        description="ResCLIP without its semantic feedback (RCS on NACLIP): short side 336, windows 224/112",
+    ),
+    "proxyclip": Preset(
+        "proxyclip", head="proxyclip", resize_short=336, crop=336, stride=112, logit_scale=40.0,
+        second_backbone="dino-vitb8",
+        per_dataset={
+            "voc21": dict(prob_thd=0.2),
+            "context60": dict(prob_thd=0.15),
+            "coco_object": dict(prob_thd=0.25),
+            "ade20k": dict(resize_short=448),
+            "cityscapes": dict(resize_short=448, crop=224, stride=112),
+        },
+        description="ProxyCLIP with DINO ViT-B/8: short side 336, windows 336/112, logit scale 40",
     ),
     "mlmp": Preset(
         "mlmp", head="naclip", resize_to=(224, 224), crop=224, stride=112, logit_scale=100.0,
