@@ -115,7 +115,10 @@ PRESETS: dict[str, Preset] = {
     ),
     "mlmp": Preset(
         "mlmp", head="naclip", resize_to=(224, 224), crop=224, stride=112, logit_scale=100.0,
-        logit_scale_from_checkpoint=True, templates="seven", eval_at_input_size=True, class_set="mlmp",
+        # templates: MLMP's NoAdapt. column is main.py without --adapt, i.e. its TENT class's
+        # evaluate() with no prompt file: the single "a photo of a {}" (MLMP itself and WATT take
+        # prompts.yaml's seven through their protocol hyper-parameters)
+        logit_scale_from_checkpoint=True, templates="mlmp_reference", eval_at_input_size=True, class_set="mlmp",
         cuda_precision="fp16-ln-fp32",
         per_dataset={"cityscapes": dict(resize_to=(560, 1120))},
         description="MLMP benchmark: resize to 224x224, ground truth resized with nearest",
