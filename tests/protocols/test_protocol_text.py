@@ -12,7 +12,7 @@ MLMP_PROMPTS = ("itap of a {}", "a bad photo of the {}.", "a origami {}.", "a ph
 
 def test_seven_templates_are_mlmp_prompts_yaml():
     assert get_templates("seven") == MLMP_PROMPTS
-    assert get_preset("mlmp").templates == "seven"
+    assert get_preset("mlmp").templates == "mlmp_reference"  # NoAdapt. as MLMP's main.py runs it
     assert get_templates("mlmp_reference") == ("a photo of a {}",)  # MLMP's REFERENCE_PROMPT, no period
 
 

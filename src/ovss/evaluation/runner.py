@@ -321,8 +321,10 @@ def _finished(sc: Scenario) -> tuple[Path | None, str | None]:
 
 
 # Settings that name a scenario within a run (several corruptions, methods and seeds share a run
-# folder); every other setting is the run's configuration, one per folder.
-SCENARIO_AXES = ("corruption", "severity", "method", "hparams", "seed")
+# folder); every other setting is the run's configuration, one per folder. "frost" (which frost
+# source ran) exists only in frost scenarios, so it is compared per scenario (a changed source
+# recomputes those results) and not against the run's other scenarios, which lack it.
+SCENARIO_AXES = ("corruption", "severity", "method", "hparams", "seed", "frost")
 # What every dataset of a run shares (datasets differ in their per-dataset preset values).
 RUN_KEYS = ("split", "limit")
 RUN_SEGMENTER_KEYS = ("name", "head", "model", "pretrained", "weights")

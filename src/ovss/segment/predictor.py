@@ -162,10 +162,16 @@ class Segmenter:
         return x.to(self.device)
 
     def windows(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int, int, int]], tuple[int, int]]:
-        """Cut a preprocessed image into the preset's windows, padded to the patch size."""
+        """Cut a preprocessed image into the preset's windows, made a multiple of the patch size
+        as the preset's ``window_remainder`` says. The third value is the size the window's logits
+        are resized to before they are cropped to the window (the padded size, or the window's)."""
         h, w = x.shape[-2:]
         boxes = window_boxes(h, w, self.preset.crop, self.preset.stride)
         batch = torch.cat([x[..., y1:y2, x1:x2] for (y1, y2, x1, x2) in boxes])
+        ph, pw = self.model.patch_size
+        size = tuple(batch.shape[-2:])
+        if self.preset.window_remainder == "floor" and size[0] >= ph and size[1] >= pw:
+            return batch[..., : size[0] // ph * ph, : size[1] // pw * pw], boxes, size
         batch, _ = pad_to_multiple(batch, self.model.patch_size)
         return batch, boxes, tuple(batch.shape[-2:])
 

@@ -28,6 +28,10 @@ class Preset:
     eval_at_input_size: compare with ground truth resized (nearest) to the input size (mlmp).
     cuda_precision: "fp32", or "fp16-ln-fp32" (fp16 weights, LayerNorm in fp32: the precision of
     MLMP's published CUDA numbers), applied to the model when it runs on CUDA; CPU stays fp32.
+    window_remainder: what a window whose size is not a multiple of the patch size does with the
+    last partial patch: "pad" (zero-pad to the next multiple, crop the logits back) or "floor"
+    (the patch embedding drops it, and the coarser logits are stretched over the whole window:
+    NACLIP's and MLMP's ``forward_feature``, conv1 with stride = patch size on the raw window).
     class_set: the protocol's own class-name files (``ovss/data/classnames/<class_set>/``) replace
     the dataset's where that protocol has one (mlmp: MLMP's lists); None: the dataset's files.
     rcs_weights: ResCLIP's (tau, lambda) for heads with its attention mix (``naclip+rcs`` ...).
@@ -55,6 +59,7 @@ class Preset:
     rcs_weights: tuple[float, float] | None = None
     second_backbone: str | None = None
     second_weights: str | None = None
+    window_remainder: str = "pad"
     per_dataset: dict = field(default_factory=dict, compare=False, hash=False)
     description: str = ""
 
@@ -72,6 +77,9 @@ class Preset:
         mode = overrides.get("resize_mode")
         if mode is not None and mode not in RESIZE_MODES:
             raise OvssError(f"unknown resize_mode '{mode}'; choose one of: {', '.join(RESIZE_MODES)}")
+        remainder = overrides.get("window_remainder")
+        if remainder is not None and remainder not in ("pad", "floor"):
+            raise OvssError(f"unknown window_remainder '{remainder}'; choose pad or floor")
         precision = overrides.get("cuda_precision")
         if precision is not None and precision not in ("fp32", "fp16-ln-fp32"):
             raise OvssError(f"unknown cuda_precision '{precision}'; choose fp32 or fp16-ln-fp32")
@@ -100,6 +108,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "naclip": Preset(
         "naclip", head="naclip", resize_short=336, crop=224, stride=112, logit_scale=40.0, pamr=True,
+        window_remainder="floor",
         per_dataset={
             "voc21": dict(prob_thd=0.1, crop=None, stride=None),
             "voc20": dict(crop=None, stride=None),
@@ -158,8 +167,11 @@ PRESETS: dict[str, Preset] = {
     ),
     "mlmp": Preset(
         "mlmp", head="naclip", resize_to=(224, 224), crop=224, stride=112, logit_scale=100.0,
-        logit_scale_from_checkpoint=True, templates="seven", eval_at_input_size=True, class_set="mlmp",
-        cuda_precision="fp16-ln-fp32",
+        # templates: MLMP's NoAdapt. column is main.py without --adapt, i.e. its TENT class's
+        # evaluate() with no prompt file: the single "a photo of a {}" (MLMP itself and WATT take
+        # prompts.yaml's seven through their protocol hyper-parameters)
+        logit_scale_from_checkpoint=True, templates="mlmp_reference", eval_at_input_size=True, class_set="mlmp",
+        cuda_precision="fp16-ln-fp32", window_remainder="floor",
         per_dataset={"cityscapes": dict(resize_to=(560, 1120))},
         description="MLMP benchmark: resize to 224x224, ground truth resized with nearest",
     ),
