@@ -15,7 +15,8 @@ from PIL import Image
 from ovss.adaptation import METHODS, NoAdaptation, get_method
 from ovss.errors import OvssError
 from ovss.evaluation.report import load_results, write_report
-from ovss.evaluation.runner import rank_indices, resize_nearest, run_benchmark
+from ovss.data import resize_label
+from ovss.evaluation.runner import rank_indices, run_benchmark
 from ovss.world import write_dataset
 
 FAST = dict(preset="shapesworld", workers=0, progress=False)
@@ -171,7 +172,7 @@ class TestRunAndResume:
                       resize_to=(72, 90), eval_at_input_size=True, **FAST)
         assert Zeros.sizes == [(72, 90)] * 3
         ds = SegDataset("shapesworld", world, limit=3)
-        counts = sum(np.bincount(resize_nearest(ds[i]["label"], (72, 90)).ravel(), minlength=256)[: ds.num_classes]
+        counts = sum(np.bincount(resize_label(ds[i]["label"], (72, 90)).ravel(), minlength=256)[: ds.num_classes]
                      for i in range(3))
         cm = np.asarray(_json(out / "shapesworld" / "zeros" / "original.json")["confusion_matrix"])
         assert cm[:, 0].tolist() == counts.tolist()  # every scored pixel predicted 0: column 0 = resized label histogram
@@ -180,7 +181,7 @@ class TestRunAndResume:
     def test_resize_nearest_matches_floor_rule(self, size):
         label = np.random.default_rng(0).integers(0, 20, (112, 97)).astype(np.uint8)
         ref = F.interpolate(torch.from_numpy(label)[None, None].float(), size=size, mode="nearest")[0, 0]
-        got = resize_nearest(label, size)
+        got = resize_label(label, size)
         assert got.dtype == np.uint8 and got.shape == size
         assert np.array_equal(got, ref.numpy().astype(np.uint8))
 

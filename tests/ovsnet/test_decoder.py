@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from ovss.ovsnet import OVSNet, OVSNetConfig, TrainSettings, class_logits, dense_features, evaluate, mask_pool, train_ovsnet
-from ovss.ovsnet.train import EncodedSet, ovsnet_loss, resize_labels
+from ovss.data import resize_label
+from ovss.ovsnet.train import EncodedSet, ovsnet_loss
 from ovss.text import ClassList
 
 
@@ -83,7 +84,7 @@ def test_train_and_evaluate_a_few_steps():
 
 def test_resize_labels_samples_centres():
     label = np.arange(16).reshape(4, 4)
-    assert resize_labels(label, (2, 2)).tolist() == [[5, 7], [13, 15]]
+    assert resize_label(label, (2, 2), sampling="centre").tolist() == [[5, 7], [13, 15]]
 
 
 def test_dense_features_average_overlapping_windows():

@@ -15,6 +15,7 @@ from .datasets import (
     get_spec,
     read_label,
     reduce_labels,
+    resize_label,
     resolve_root,
     scan_layout,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "read_class_file",
     "read_label",
     "reduce_labels",
+    "resize_label",
     "resolve_root",
     "scan_layout",
 ]

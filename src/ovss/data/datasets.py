@@ -369,6 +369,28 @@ def read_label(path: str | os.PathLike) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def resize_label(label: np.ndarray, size: tuple[int, int], sampling: str = "floor") -> np.ndarray:
+    """Nearest-neighbour resize of a label map (classes are never blended).
+
+    ``sampling`` says which source pixel an output pixel takes: ``"floor"``, index floor(i * in / out),
+    as OpenCV's INTER_NEAREST (which MMCV's imresize, used by the MLMP protocol, calls) picks it;
+    ``"centre"``, the pixel under the output cell's centre, floor((i + 0.5) * in / out), which a
+    downsampling to a coarse grid (OVSNet's mask targets) wants so that every cell is represented.
+    """
+    h, w = label.shape
+    oh, ow = size
+    if sampling not in ("floor", "centre"):
+        raise ValueError(f"sampling must be 'floor' or 'centre', got {sampling!r}")
+    if (h, w) == (oh, ow):
+        return label
+    if sampling == "floor":
+        rows, cols = (np.arange(oh) * h) // oh, (np.arange(ow) * w) // ow
+    else:
+        rows = ((np.arange(oh) + 0.5) * h / oh).astype(np.int64)
+        cols = ((np.arange(ow) + 0.5) * w / ow).astype(np.int64)
+    return label[rows[:, None], cols[None, :]]
+
+
 def reduce_labels(label: np.ndarray, reduce_zero_label: bool, label_map: Mapping[int, int] | None = None) -> np.ndarray:
     """Apply MMSegmentation's label reduction: 0 -> 255 and k -> k - 1 (255 stays 255), then ``label_map``."""
     out = label

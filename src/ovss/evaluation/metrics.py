@@ -58,7 +58,7 @@ def _nanmean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else math.nan
 
 
-def _all_reduce_sum(array: np.ndarray) -> np.ndarray:
+def all_reduce_sum(array: np.ndarray) -> np.ndarray:
     """Sum an int64 array over all torch.distributed ranks; unchanged when not distributed."""
     if torch is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
         return array
@@ -136,7 +136,7 @@ class ConfusionMatrix:
 
         Call it exactly once, on every rank, before ``compute``: it adds in place.
         """
-        self._full = _all_reduce_sum(self._full)
+        self._full = all_reduce_sum(self._full)
 
     def areas(self) -> dict[str, np.ndarray]:
         """Per-class intersect, union, pred and label areas, as MMSegmentation accumulates them."""
@@ -239,7 +239,7 @@ class IoUSingle:
 
     def reduce_distributed(self) -> None:
         """Sum the counts over all torch.distributed ranks (no-op when not initialised); once."""
-        stacked = _all_reduce_sum(np.stack([self.intersection, self.union, self.queries]))
+        stacked = all_reduce_sum(np.stack([self.intersection, self.union, self.queries]))
         self.intersection, self.union, self.queries = (row.copy() for row in stacked)
 
     def compute(self) -> dict:

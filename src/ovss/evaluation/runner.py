@@ -49,12 +49,12 @@ import torch.utils.data
 from ..adaptation import AdaptationMethod, get_method
 from ..corruptions import ALL_SCENARIOS, CORRUPTION_NAMES, SEVERITIES, corrupt
 from ..corruptions.frost import frost_source
-from ..data import DATASETS, SegDataset, protocol_class_file, read_class_file
+from ..data import DATASETS, SegDataset, resize_label, protocol_class_file, read_class_file
 from ..errors import OvssError
 from ..files import atomic_write, finite_or_none, write_json
 from ..segment import Preset, Segmenter, default_preset
 from ..segment.sliding import resized_size
-from .metrics import ConfusionMatrix
+from .metrics import ConfusionMatrix, all_reduce_sum
 
 PARTIAL_DIR = ".partial"
 
@@ -152,15 +152,6 @@ def _from_rank0(value: Any) -> Any:
     return box[0]
 
 
-def _sum_over_ranks(value: int) -> int:
-    if _rank_world()[1] == 1:
-        return value
-    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor([value], dtype=torch.int64, device=device)
-    dist.all_reduce(t)
-    return int(t.item())
-
-
 def rank_indices(n: int, batch_size: int, rank: int, world: int) -> list[int]:
     """Image indices of ``rank``: whole batches, batch b to rank b % world (see the module docstring)."""
     starts = range(rank * batch_size, n, world * batch_size)
@@ -168,18 +159,6 @@ def rank_indices(n: int, batch_size: int, rank: int, world: int) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- data side
-
-
-def resize_nearest(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label map; source index floor(i * in / out), as OpenCV's
-    INTER_NEAREST (which MMCV's imresize, used by the MLMP protocol, calls) picks it."""
-    h, w = label.shape
-    oh, ow = size
-    if (h, w) == (oh, ow):
-        return label
-    rows = (np.arange(oh) * h) // oh
-    cols = (np.arange(ow) * w) // ow
-    return label[rows[:, None], cols[None, :]]
 
 
 def output_size(preset: Preset, h: int, w: int) -> tuple[int, int]:
@@ -220,7 +199,7 @@ class ScenarioData(torch.utils.data.Dataset):
                 image = corrupt(image, self.corruption, self.severity, key=corruption_key(item["name"], self.seed))
             size = output_size(self.preset, *image.shape[:2])
             return {"index": index, "name": item["name"], "image": image,
-                    "label": resize_nearest(item["label"], size), "size": size}
+                    "label": resize_label(item["label"], size), "size": size}
         except OvssError as e:
             return {"index": index, "error": str(e)}
 
@@ -626,7 +605,7 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
             _save_partial(sc, cm, done, len(mine), seconds + time.perf_counter() - t0, model_seconds)
         raise
     seconds += time.perf_counter() - t0
-    images = _sum_over_ranks(len(mine))
+    images = int(all_reduce_sum(np.array([len(mine)], dtype=np.int64))[0])
     cm.reduce_distributed()
     _remove_partial(sc)
     if rank != 0:

@@ -62,7 +62,8 @@ def class_count_curve(
     if counts[-1] > len(extras):
         raise OvssError(f"asked for {counts[-1]} extra classes but the pool has only {len(extras)} irrelevant names; "
                         "give a larger --pool or smaller counts")
-    from ..evaluation.runner import output_size, resize_nearest
+    from ..data import resize_label
+    from ..evaluation.runner import output_size
 
     base = [list(c) for c in dataset.classes]
     lists = {n: ClassList(tuple(tuple(c) for c in base + [[x] for x in extras[:n]])) for n in counts}
@@ -70,7 +71,7 @@ def class_count_curve(
     for item in tqdm(dataset, desc="class count", unit="img", disable=not progress, total=len(dataset)):
         h, w = item["image"].shape[:2]
         size = output_size(segmenter.preset, h, w)
-        target = resize_nearest(item["label"], size)
+        target = resize_label(item["label"], size)
         segmenter.set_image(item["image"])
         for n in counts:
             labels = segmenter.predict(classes=lists[n], output_size=size).labels

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
-from ..data import IGNORE_INDEX, SegDataset
+from ..data import IGNORE_INDEX, SegDataset, resize_label
 from ..evaluation.metrics import ConfusionMatrix
 from ..text import ClassList
 from .decoder import OVSNet, OVSNetConfig
@@ -43,14 +43,6 @@ def dense_features(segmenter, image: np.ndarray) -> torch.Tensor:
         total[r:r + nh, c:c + nw] += f[:nh, :nw]
         count[r:r + nh, c:c + nw] += 1
     return F.normalize(total / count.clamp_min(1), dim=-1)
-
-
-def resize_labels(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest resize sampling each output cell's centre."""
-    h, w = label.shape
-    rows = ((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64)
-    cols = ((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64)
-    return label[rows[:, None], cols[None, :]]
 
 
 @dataclass
@@ -173,7 +165,7 @@ def train_ovsnet(data: EncodedSet, train_label_map: np.ndarray, text: torch.Tens
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     gh, gw = data.features.shape[1:3]
-    targets = torch.from_numpy(np.stack([train_label_map[resize_labels(lab, (2 * gh, 2 * gw))] for lab in data.labels]))
+    targets = torch.from_numpy(np.stack([train_label_map[resize_label(lab, (2 * gh, 2 * gw), sampling="centre")] for lab in data.labels]))
     model = OVSNet(data.features.shape[-1], cfg).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (1 - s / settings.steps) ** 0.9)
