@@ -224,6 +224,9 @@ class TestTimeAdaptation(AdaptationMethod):
         if len(images) != len(output_sizes):
             raise OvssError(f"{self.name}: got {len(images)} images but {len(output_sizes)} output sizes")
         classes = parse_classes(classes)
+        if getattr(segmenter, "precision", "fp32") == "int8":
+            raise OvssError(f"{self.name}: --precision int8 is for inference only (its quantised matmuls have no "
+                            "gradient); use bf16 or fp32 with test-time adaptation")
         device = segmenter.device
         batch = prepare_batch(segmenter, images)
         params = self.trainable(segmenter)

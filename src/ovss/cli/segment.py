@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import OvssError
-from .common import add_model_args, load_model_from_args
+from .common import add_model_args, add_speed_args, apply_speed_args, load_model_from_args
 
 
 def add_parser(sub) -> None:
@@ -19,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--classes", help='comma-separated class names, e.g. "cat, sofa"')
     p.add_argument("--classes-file", help="class file: one class per line, synonyms separated by commas")
     add_model_args(p)
+    add_speed_args(p)
     p.add_argument("--head", default=None, help="dense head (default: the preset's): clip, maskclip, sclip, clearclip, naclip")
     p.add_argument("--preset", default=None, help="inference protocol: sclip, naclip, clearclip, mlmp, shapesworld (default: shapesworld for the embedded model, else naclip)")
     p.add_argument("--dataset", default=None, help="apply the preset's settings for this dataset (e.g. voc21)")
@@ -77,10 +78,13 @@ def run(args: argparse.Namespace) -> int:
         if args.open_world:
             raise OvssError("--tta does not work with --open-world; drop one of them")
         tta = get_method(args.tta)
+    apply_speed_args(args)
+    if tta is not None and args.precision == "int8":
+        raise OvssError("--precision int8 is for inference only; use bf16 or fp32 with --tta")
     model = load_model_from_args(args)
     seg = Segmenter(
         model, head=args.head, preset=args.preset or default_preset(model), dataset=args.dataset,
-        prob_thd=args.prob_thd, pamr=args.pamr,
+        prob_thd=args.prob_thd, pamr=args.pamr, precision=args.precision,
     )
     if args.prompts:
         from ..domain import apply_prompts

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import OvssError
 from .heads import DenseHead, get_head
+from .precision import autocast, check_precision, quantized_copy
 
 
 def resize_pos_embed(pos: torch.Tensor, native: tuple[int, int], grid: tuple[int, int], rule: str = "offset") -> torch.Tensor:
@@ -74,7 +75,7 @@ class DenseFeatures:
 class DenseEncoder(nn.Module):
     """Dense features of a frozen open_clip ViT with one of the training-free heads."""
 
-    def __init__(self, visual: nn.Module, head: str | DenseHead = "naclip"):
+    def __init__(self, visual: nn.Module, head: str | DenseHead = "naclip", precision: str = "fp32"):
         super().__init__()
         if not hasattr(visual, "transformer") or not hasattr(visual, "conv1"):
             raise OvssError("dense heads need an open_clip VisionTransformer (ViT-*) model; ResNet and timm towers are not supported")
@@ -83,11 +84,18 @@ class DenseEncoder(nn.Module):
         blocks = visual.transformer.resblocks
         if not isinstance(blocks[-1].attn, nn.MultiheadAttention):
             raise OvssError("this model's attention blocks are not supported by the dense heads; pick a CLIP ViT")
-        self.visual = visual
+        device = next(visual.parameters()).device
+        self.precision = check_precision(precision, device)
+        # int8: a quantised copy that shares every non-Linear tensor with ``visual``
+        self.visual = quantized_copy(visual) if precision == "int8" else visual
         self.head = get_head(head)
         self.native_grid = tuple(visual.grid_size)
         self.patch_size = tuple(visual.patch_size)
         self._window_cache: dict[tuple, torch.Tensor] = {}
+
+    def autocast(self):
+        """The precision's autocast context; every forward of the encoder runs inside it."""
+        return autocast(self.precision, self.visual.conv1.weight.device)
 
     @property
     def blocks(self) -> nn.ModuleList:
@@ -116,8 +124,13 @@ class DenseEncoder(nn.Module):
 
         ``layers``: block indices (0-based, negative from the end) whose output tokens are
         returned; the last block's output is the head's. ``prompts``: per-block learned tokens (K x D) inserted after the class token
-        (deep visual prompts); ``None`` entries keep the previous block's prompts.
+        (deep visual prompts); ``None`` entries keep the previous block's prompts. Runs in the
+        encoder's precision (``autocast``).
         """
+        with self.autocast():
+            return self._forward(images, layers, with_global, prompts)
+
+    def _forward(self, images, layers, with_global, prompts) -> DenseFeatures:
         x, grid = self.embed(images)
         n_blocks = len(self.blocks)
         wanted = {i % n_blocks for i in layers}
@@ -156,8 +169,12 @@ class DenseEncoder(nn.Module):
             pooled, _ = v._global_pool(v.ln_post(tokens))
         return pooled @ v.proj if v.proj is not None else pooled
 
-    def head_block(self, x: torch.Tensor, grid: tuple[int, int], block: nn.Module | None = None, n_prompt: int = 0) -> torch.Tensor:
-        """Run ``block`` (the last one by default) the head's way on tokens ``x``."""
+    def head_block(self, x: torch.Tensor, grid: tuple[int, int], block: nn.Module | None = None, n_prompt: int = 0,
+                   qkv: torch.Tensor | None = None) -> torch.Tensor:
+        """Run ``block`` (the last one by default) the head's way on tokens ``x``.
+
+        ``qkv``: ``in_proj(ln_1(x))`` when the caller has it already (``head_and_global``).
+        """
         block = block if block is not None else self.blocks[-1]
         head = self.head
         if head.attention == "vanilla" and head.residual and head.ffn:
@@ -167,18 +184,48 @@ class DenseEncoder(nn.Module):
         if head.attention == "vanilla":
             a = attn(y, y, y, need_weights=False)[0]
         else:
-            a = self._custom_attention(attn, y, grid, n_prompt)
+            a = self._custom_attention(attn, y, grid, n_prompt, qkv)
         a = block.ls_1(a)
         x = x + a if head.residual else a
         if head.ffn:
             x = x + block.ls_2(block.mlp(block.ln_2(x)))
         return x
 
-    def _custom_attention(self, attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[int, int], n_prompt: int) -> torch.Tensor:
+    def head_and_global(self, x: torch.Tensor, grid: tuple[int, int], n_prompt: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(head_block(x), global_embedding(last_block(x)))`` with the last block's work shared.
+
+        Why: a method that needs both (MLMP's local and global entropies) would otherwise run the
+        last block twice. Both paths read the same ``ln_1(x)`` and q / k / v projection, so they are
+        computed once; and when the model pools its class token (real CLIP ViTs), CLIP's unchanged
+        path is run for the class token's row only, since the pooled embedding depends on nothing else.
+        Equal to the two separate calls up to float rounding (tested).
+        """
+        block, head = self.blocks[-1], self.head
+        if head.attention == "vanilla" and head.residual and head.ffn:  # the head's output is CLIP's own
+            dense = block(x)
+            return dense, self.global_embedding(dense, n_prompt)
+        attn = block.attn
+        y = block.ln_1(x)
+        qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)
+        dense = self.head_block(x, grid, block, n_prompt, qkv=qkv)
+        B, N, D = y.shape
+        H = attn.num_heads
+        q, k, v = (t.reshape(B, N, H, D // H).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+        rows = 1 if getattr(self.visual, "pool_type", None) == "tok" else N
+        a = F.scaled_dot_product_attention(q[:, :, :rows], k, v)  # CLIP's attention, softmax(q k^T / sqrt(d)) v
+        a = attn.out_proj(a.transpose(1, 2).reshape(B, rows, D))
+        tokens = x[:, :rows] + block.ls_1(a)
+        tokens = tokens + block.ls_2(block.mlp(block.ln_2(tokens)))
+        return dense, self.global_embedding(tokens, n_prompt if rows == N else 0)
+
+    def _custom_attention(self, attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[int, int], n_prompt: int,
+                          qkv: torch.Tensor | None = None) -> torch.Tensor:
         B, N, D = y.shape
         H = attn.num_heads
         d = D // H
-        q, k, v = F.linear(y, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        if qkv is None:
+            qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)
+        q, k, v = qkv.chunk(3, dim=-1)
         q, k, v = (t.reshape(B, N, H, d).transpose(1, 2) for t in (q, k, v))
         if self.head.attention == "value":
             out = v
@@ -193,8 +240,9 @@ class DenseEncoder(nn.Module):
                 logits = (pick[term[0]] @ pick[term[1]].transpose(-2, -1)) * scale
                 if bias is not None:
                     logits = logits + bias
-                weights = weights + logits.softmax(dim=-1)
-            out = weights @ v
+                # float32 softmax: exact in fp32, and keeps the fast modes' attention maps accurate
+                weights = weights + logits.float().softmax(dim=-1)
+            out = weights.to(v.dtype) @ v
         out = out.transpose(1, 2).reshape(B, N, D)
         return attn.out_proj(out)
 

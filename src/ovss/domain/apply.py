@@ -20,8 +20,8 @@ from .prompts import PromptLearner, load_prompts, read_sidecar
 class PromptedDenseEncoder(DenseEncoder):
     """A ``DenseEncoder`` that inserts a learner's visual prompts unless a call passes its own."""
 
-    def __init__(self, visual, head, learner: PromptLearner):
-        super().__init__(visual, head)
+    def __init__(self, visual, head, learner: PromptLearner, precision: str = "fp32"):
+        super().__init__(visual, head, precision)
         self.__dict__["learner"] = learner  # not a submodule: the encoder's parameters stay CLIP's
 
     def forward(self, images, layers=(), with_global=False, prompts=None):
@@ -54,7 +54,7 @@ def apply_prompts(segmenter, prompts_file: str | Path) -> PromptLearner:
     learner = load_prompts(prompts_file, segmenter.model)
     for p in learner.parameters():
         p.requires_grad_(False)
-    segmenter.encoder = PromptedDenseEncoder(segmenter.model.visual, segmenter.head, learner)
+    segmenter.encoder = PromptedDenseEncoder(segmenter.model.visual, segmenter.head, learner, segmenter.precision)
     segmenter.text = PromptedTextEncoder(segmenter.model, learner)
     described = {"file": str(Path(prompts_file)), "method": info.get("method"), "params": learner.num_parameters()}
     settings = segmenter.settings

@@ -391,13 +391,15 @@ def run_benchmark(
     checkpoint_every: int = 25,
     progress: bool = True,
     prompts: str | None = None,
+    precision: str = "fp32",
     **overrides,
 ) -> list[dict]:
     """Run (or resume) every scenario and return the result dicts, finished ones included.
 
     ``datasets``: (name, root) pairs or opened ``SegDataset``s. ``corruptions``: as
     ``parse_corruptions``; ``original`` is always run. ``preset`` None picks ``default_preset``
-    per dataset; ``overrides`` are preset settings (e.g. ``prob_thd=0.1``). Call it on every
+    per dataset; ``precision``: the encoder's (``dense.precision``, recorded in every result's settings);
+    ``overrides`` are preset settings (e.g. ``prob_thd=0.1``). Call it on every
     rank of a distributed run; only rank 0 writes files and returns the results.
     """
     out = Path(out)
@@ -423,7 +425,8 @@ def run_benchmark(
     plan: list[tuple[SegDataset, Segmenter, AdaptationMethod, Scenario]] = []
     for ds in opened:
         name = ds.spec.name
-        seg = Segmenter(model, head=head, preset=preset or default_preset(model, name), dataset=name, **overrides)
+        seg = Segmenter(model, head=head, preset=preset or default_preset(model, name), dataset=name,
+                        precision=precision, **overrides)
         if prompts:
             from ..domain import apply_prompts
 

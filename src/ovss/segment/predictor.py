@@ -54,6 +54,7 @@ class Segmenter:
         preset: str | Preset = "naclip",
         dataset: str | None = None,
         device: str | torch.device | None = None,
+        precision: str = "fp32",
         **overrides,
     ):
         self.model = model if model is not None else load_model()
@@ -61,7 +62,7 @@ class Segmenter:
             self.model.clip.to(device)
         self.preset = get_preset(preset, dataset).with_overrides(**overrides)
         self.head = get_head(head or self.preset.head)
-        self.encoder = DenseEncoder(self.model.visual, self.head)
+        self.encoder = DenseEncoder(self.model.visual, self.head, precision)  # fp32, or a fast mode (dense.precision)
         self.text = TextEncoder(self.model)
         mean = torch.tensor(self.model.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.model.std).view(1, 3, 1, 1)
@@ -72,8 +73,12 @@ class Segmenter:
     def device(self) -> torch.device:
         return self.model.device
 
+    @property
+    def precision(self) -> str:
+        return self.encoder.precision
+
     def settings(self) -> dict:
-        return {"head": self.head.name, **self.preset.settings(), **self.model.describe()}
+        return {"head": self.head.name, **self.preset.settings(), **self.model.describe(), "precision": self.precision}
 
     # image side -----------------------------------------------------------------------------
 
