@@ -55,6 +55,48 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
+class EncodedAhead:
+    """Reads and encodes the next few images of a folder together, their windows in shared
+    forwards (``Segmenter.encode_images``): it pays where one image has few windows. Features are
+    kept for at most ``group`` images at a time (bounded memory); a file that cannot be read fails
+    alone, as before."""
+
+    def __init__(self, seg, files: list[Path], read, group: int = 8):
+        self.seg, self.files, self.read, self.group = seg, files, read, group
+        self.ready: dict[int, tuple] = {}
+        self.next = 0
+
+    def get(self, path: Path):
+        i = self.next
+        self.next += 1
+        assert self.files[i] == path, "images are asked for in the order of the files"
+        if i not in self.ready:
+            self._encode(i)
+        found = self.ready.pop(i)
+        if isinstance(found, OvssError):
+            raise found
+        return found
+
+    def _encode(self, start: int) -> None:
+        images = {}
+        for i in range(start, min(start + self.group, len(self.files))):
+            try:
+                images[i] = self.read(self.files[i])
+            except OvssError as e:
+                self.ready[i] = e
+        try:
+            encoded = self.seg.encode_images(list(images.values()))
+        except OvssError:  # one bad image must not fail its neighbours: encode them one by one
+            encoded = []
+            for i, image in images.items():
+                try:
+                    encoded.append(self.seg.encode_images([image])[0])
+                except OvssError as e:
+                    encoded.append(e)
+        for (i, image), enc in zip(images.items(), encoded):
+            self.ready[i] = enc if isinstance(enc, OvssError) else (image, enc)
+
+
 def default_preset(model) -> str:
     from ..model import is_embedded
 
@@ -102,22 +144,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"ovss: error: {problem}", file=sys.stderr)
     stems: dict[str, int] = {}
     failed = len(problems)
+    ahead = EncodedAhead(seg, files, read_rgb) if open_world is None and tta is None else None
     for path in tqdm(files, desc="segment", unit="img", disable=len(files) < 2):
         try:
-            image = read_rgb(path)
-            if open_world is not None:
+            if ahead is not None:  # plain segmentation: images encoded a few at a time
+                image, encoded = ahead.get(path)
+                result = seg.predict(classes=classes, encoded=encoded)
+                labels, shares = result.labels.cpu().numpy().astype("uint8"), result.shares()
+            elif open_world is not None:
+                image = read_rgb(path)
                 labels, shares = open_world.segment(image)
-            elif tta is not None:
+            else:
                 import torch
 
                 from ..adaptation.common import label_shares
 
+                image = read_rgb(path)
                 torch.manual_seed(0)  # methods with random views give the same labels every run
                 lab = tta(seg, [image], classes, [image.shape[:2]])[0]
                 labels, shares = lab.cpu().numpy().astype("uint8"), label_shares(lab, classes)
-            else:
-                result = seg.predict(image, classes)
-                labels, shares = result.labels.cpu().numpy().astype("uint8"), result.shares()
         except OvssError as e:
             print(f"ovss: error: {e}", file=sys.stderr)
             failed += 1

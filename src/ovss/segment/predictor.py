@@ -120,6 +120,36 @@ class Segmenter:
         self._encoded = EncodedImage(size, tuple(x.shape[-2:]), x, boxes, feats, padded)
         return self._encoded
 
+    @torch.no_grad()
+    def encode_images(self, images: list, max_windows: int = 32) -> list[EncodedImage]:
+        """Encode several images, stacking the windows of images of equal window size into shared
+        forwards of at most ``max_windows`` windows (bounded memory). Pays where one image has few
+        windows (small images, GPUs); each image's features equal ``set_image``'s. Pass the results
+        to ``predict(encoded=...)``.
+        """
+        prepared, by_shape = [], {}
+        for image in images:
+            size = tuple(image.shape[:2]) if isinstance(image, np.ndarray) else tuple(image.shape[-2:])
+            x = self.preprocess(image)
+            batch, boxes, padded = self.windows(x)
+            prepared.append((size, x, boxes, padded, batch))
+            by_shape.setdefault(tuple(batch.shape[1:]), []).append(len(prepared) - 1)
+        feats: list[torch.Tensor | None] = [None] * len(prepared)
+        for members in by_shape.values():
+            chunk: list[int] = []
+            for i in members + [None]:
+                full = i is None or (chunk and sum(prepared[j][4].shape[0] for j in chunk) + prepared[i][4].shape[0] > max_windows)
+                if full and chunk:
+                    out = self.patch_features(torch.cat([prepared[j][4] for j in chunk]))
+                    counts = [prepared[j][4].shape[0] for j in chunk]
+                    for j, f in zip(chunk, out.split(counts)):
+                        feats[j] = f
+                    chunk = []
+                if i is not None:
+                    chunk.append(i)
+        return [EncodedImage(size, tuple(x.shape[-2:]), x, boxes, f, padded)
+                for (size, x, boxes, padded, _), f in zip(prepared, feats)]
+
     # text side and decoding ----------------------------------------------------------------
 
     def class_embeddings(self, classes: ClassList) -> torch.Tensor:
@@ -131,17 +161,19 @@ class Segmenter:
         image: np.ndarray | torch.Tensor | None = None,
         classes=None,
         output_size: tuple[int, int] | None = None,
+        encoded: EncodedImage | None = None,
     ) -> SegmentationResult:
-        """Segment ``image`` (or the last image given to ``set_image``) into ``classes``.
+        """Segment ``image`` (or ``encoded``, from ``encode_images``, or the last image given to
+        ``set_image``) into ``classes``.
 
         The result is at the original image size unless ``output_size`` says otherwise.
         """
         classes = parse_classes(classes)
         if image is not None:
             self.set_image(image)
-        if self._encoded is None:
+        enc = encoded if encoded is not None else self._encoded
+        if enc is None:
             raise OvssError("no image: pass one to predict() or call set_image() first")
-        enc = self._encoded
         text = self.class_embeddings(classes)
         query_logits = self.window_logits_to_image(enc, enc.features, text)
         return self.decode(query_logits, classes, enc, output_size)
