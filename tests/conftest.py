@@ -16,7 +16,7 @@ def tiny_random():
 
 @pytest.fixture(scope="session")
 def make_encoder():
-    """``make_encoder(visual, head)``: a DenseEncoder, with a small random second backbone (a
+    """``make_encoder(visual, head, **options)``: a DenseEncoder, with a small random second backbone (a
     2-block timm ViT, patch 8, native 112 px) for heads that need one (ProxyCLIP), so that every
     test parametrised over the head table runs every head."""
     import timm
@@ -32,10 +32,10 @@ def make_encoder():
     second = SecondBackbone(spec, vit.eval().requires_grad_(False), "none")
     mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
-    def make(visual, head):
+    def make(visual, head, **options):
         if get_head(head).second:
-            return DenseEncoder(visual, head, second=second, input_mean=mean, input_std=std)
-        return DenseEncoder(visual, head)
+            return DenseEncoder(visual, head, second=second, input_mean=mean, input_std=std, **options)
+        return DenseEncoder(visual, head, **options)
 
     make.second = second
     return make

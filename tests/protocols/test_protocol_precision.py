@@ -15,7 +15,7 @@ def test_fp16_weights_fp32_layernorm(tiny_random):
     assert visual.conv1.weight.dtype == torch.float16
     assert visual.transformer.resblocks[0].attn.in_proj_weight.dtype == torch.float16
     assert visual.ln_post.weight.dtype == torch.float32 and model.clip.logit_scale.dtype == torch.float32
-    assert model.describe()["precision"] == FP16_LN_FP32
+    assert model.describe()["weights_precision"] == FP16_LN_FP32
     # LayerNorm: fp16 in, computed in fp32, fp16 out
     x = torch.randn(2, 5, visual.ln_post.weight.shape[0], generator=torch.Generator().manual_seed(0)).half()
     ref = torch.nn.functional.layer_norm(x.float(), visual.ln_post.normalized_shape, visual.ln_post.weight,
@@ -39,4 +39,4 @@ def test_only_the_mlmp_preset_asks_for_it_and_cpu_stays_fp32(tiny_random):
     assert get_preset("mlmp").cuda_precision == FP16_LN_FP32
     assert get_preset("naclip").cuda_precision == "fp32"
     seg = Segmenter(tiny_random, preset="mlmp")  # on CPU: no conversion
-    assert tiny_random.clip.visual.conv1.weight.dtype == torch.float32 and "precision" not in seg.settings()
+    assert tiny_random.clip.visual.conv1.weight.dtype == torch.float32 and "weights_precision" not in seg.settings() and seg.settings()["precision"] == "fp32"

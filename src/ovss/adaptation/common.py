@@ -224,6 +224,9 @@ class TestTimeAdaptation(AdaptationMethod):
         classes = parse_classes(classes)
         if self.logit_scale_setting == "checkpoint":
             self.logit_scale = checkpoint_logit_scale(segmenter.model)
+        if getattr(segmenter, "precision", "fp32") == "int8":
+            raise OvssError(f"{self.name}: --precision int8 is for inference only (its quantised matmuls have no "
+                            "gradient); use bf16 or fp32 with test-time adaptation")
         device = segmenter.device
         batch = prepare_batch(segmenter, images)
         params = self.trainable(segmenter)

@@ -39,6 +39,11 @@ def level_tokens(encoder: DenseEncoder, images: torch.Tensor, layers: Sequence[i
     runs on exactly as in ``block(x)``. Last block: the head's output (``encoder.head_block``).
     ``with_global``: also CLIP's global embedding from the unchanged last block.
     """
+    with encoder.autocast():
+        return _level_tokens(encoder, images, layers, with_global)
+
+
+def _level_tokens(encoder, images, layers, with_global):
     n = len(encoder.blocks)
     wanted = {l % n for l in layers}
     x, grid = encoder.embed(images)
@@ -54,9 +59,11 @@ def level_tokens(encoder: DenseEncoder, images: torch.Tensor, layers: Sequence[i
         if history is not None:
             history.append(x)
         if i == n - 1:
-            if i in wanted:
+            if with_global and i in wanted:  # one pass for both: shared ln_1 / qkv (see head_and_global)
+                out[i], glob = encoder.head_and_global(x, grid, history=history, proxy=proxy)
+            elif i in wanted:
                 out[i] = encoder.head_block(x, grid, history=history, proxy=proxy)
-            if with_global:
+            elif with_global:
                 glob = encoder.global_embedding(block(x))
             break
         if i > max(wanted) and not with_global and history is None:

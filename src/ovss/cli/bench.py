@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from ..errors import OvssError
-from .common import add_model_args
+from .common import add_model_args, add_speed_args, apply_speed_args
 
 
 def add_parser(sub) -> None:
@@ -51,6 +51,7 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, default=25, metavar="N",
                    help="save an unfinished scenario's progress every N images (default: 25)")
     add_model_args(p)
+    add_speed_args(p)
     p.add_argument("--prompts", default=None, metavar="FILE", help="adapted prompts from `ovss adapt train` (RUN/prompts.safetensors)")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder for the results")
     p.add_argument("--overwrite", action="store_true",
@@ -95,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
     method_names = [m.lower() for m in _split(args.methods, "--methods")]
     method_args = parse_method_args(args.method_args, method_names)
     methods = [get_method(m, protocol=args.preset, **method_args[m]) for m in method_names]
+    apply_speed_args(args)
+    if args.precision != "fp32" and (args.metric != "miou" or args.extra_classes is not None):
+        raise OvssError("--precision applies to the mIoU grid only; drop it with --metric iou-single or --extra-classes")
+    if args.precision == "int8" and any(m.name != "none" for m in methods):
+        raise OvssError("--precision int8 is for inference only; use bf16 or fp32 with adaptation methods")
     if args.limit is not None and args.limit < 1:
         raise OvssError(f"--limit must be a positive number of images, got {args.limit}")
     if args.workers < 0:
@@ -131,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             model, datasets, args.out, split=args.split, corruptions=corruptions, severity=severity,
             methods=methods, seeds=seeds, limit=args.limit, workers=args.workers, head=args.head,
             preset=args.preset, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-            prompts=prompts, overwrite=args.overwrite, second_backbone=args.vfm, second_weights=args.vfm_weights,
+            prompts=prompts, overwrite=args.overwrite, second_backbone=args.vfm, second_weights=args.vfm_weights, precision=args.precision,
         )
         if rank == 0:
             text = write_report(args.out)

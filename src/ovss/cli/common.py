@@ -33,6 +33,30 @@ def check_model_args(args: argparse.Namespace) -> None:
         raise OvssError(f"--device {args.device}: {e}") from None
 
 
+def add_speed_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("speed")
+    g.add_argument("--precision", default="fp32",
+                   help="encoder precision: fp32 (default, exact), bf16 (autocast; fast on CPUs with AMX/AVX512-BF16 "
+                        "and on GPUs), fp16 (CUDA autocast), int8 (CPU, dynamically quantised Linear layers, "
+                        "inference only); agreement with fp32 in docs/benchmarks.md")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: every core, or OMP_NUM_THREADS if set)")
+
+
+def apply_speed_args(args: argparse.Namespace) -> None:
+    """Check ``--precision`` / ``--threads`` before any heavy work and set the thread count."""
+    from ..dense import check_precision
+    from ..errors import OvssError
+
+    check_precision(args.precision, args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise OvssError(f"--threads must be 1 or more, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def load_model_from_args(args: argparse.Namespace):
     from ..model import load_model
 

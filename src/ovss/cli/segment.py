@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import OvssError
-from .common import add_model_args, load_model_from_args
+from .common import add_model_args, add_speed_args, apply_speed_args, load_model_from_args
 
 
 def add_parser(sub) -> None:
@@ -19,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--classes", help='comma-separated class names, e.g. "cat, sofa"')
     p.add_argument("--classes-file", help="class file: one class per line, synonyms separated by commas")
     add_model_args(p)
+    add_speed_args(p)
     p.add_argument("--head", default=None, help="dense head (default: the preset's): clip, maskclip, sclip, clearclip, naclip, gem, scclip, sclip+rcs, clearclip+rcs, naclip+rcs, proxyclip")
     p.add_argument("--preset", default=None, help="inference protocol: sclip, naclip, clearclip, gem, scclip, resclip-rcs, proxyclip, mlmp, shapesworld (default: shapesworld for the embedded model, else naclip)")
     p.add_argument("--dataset", default=None, help="apply the preset's settings for this dataset (e.g. voc21)")
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..files import read_image
     from ..segment import Segmenter, default_preset
+    from ..segment.ahead import EncodedAhead
     from ..segment.outputs import plan_outputs
     from ..segment.single import write_segmentation
     from ..text import parse_classes
@@ -93,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         if args.open_world:
             raise OvssError("--tta does not work with --open-world; drop one of them")
         tta = get_method(args.tta)
+    apply_speed_args(args)
+    if tta is not None and args.precision == "int8":
+        raise OvssError("--precision int8 is for inference only; use bf16 or fp32 with --tta")
     if not args.open_world and args.concepts is not None:
         raise OvssError("--concepts works with --open-world; add --open-world or drop --concepts")
     model = load_model_from_args(args)
@@ -104,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     seg = Segmenter(
         model, head=args.head, preset=args.preset or default_preset(model, args.dataset), dataset=args.dataset,
         prob_thd=args.prob_thd, pamr=args.pamr, prompts=prompts, second_backbone=args.vfm, second_weights=args.vfm_weights,
+        precision=args.precision,
     )
     open_world = None
     if args.open_world:
@@ -113,21 +119,26 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"ovss: error: {problem}", file=sys.stderr)
     failed = len(problems)
+    # plain segmentation: the images of a folder are encoded a few at a time (shared forwards)
+    ahead = EncodedAhead(seg, files, read_image) if open_world is None and tta is None else None
     for path, stem in tqdm(list(zip(files, stems)), desc="segment", unit="img", disable=len(files) < 2):
         reduced: dict = {}  # work done below the photo's size to bound memory: said in the JSON and the log
         try:
-            loaded = read_image(path)
-            image = loaded.rgb
-            if open_world is not None:
-                labels, shares = open_world.segment(image)
-            elif tta is not None:
-                from ..adaptation.single import adapt_and_segment
-
-                labels, shares = adapt_and_segment(tta, seg, image, classes)
-            else:
-                result = seg.predict(image, classes, output_size=image.shape[:2])  # mlmp too: labels fit the photo
+            if ahead is not None:
+                loaded, encoded = ahead.get(path)
+                image = loaded.rgb
+                result = seg.predict(classes=classes, encoded=encoded, output_size=image.shape[:2])  # mlmp too
                 labels, shares = result.labels.cpu().numpy().astype("uint8"), result.shares()
                 reduced = {k: v for k, v in (result.reduced or {}).items() if k in ("input_size", "pamr_size")}
+            else:
+                loaded = read_image(path)
+                image = loaded.rgb
+                if open_world is not None:
+                    labels, shares = open_world.segment(image)
+                else:
+                    from ..adaptation.single import adapt_and_segment
+
+                    labels, shares = adapt_and_segment(tta, seg, image, classes)
         except OvssError as e:
             print(f"ovss: error: {e}", file=sys.stderr)
             failed += 1

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import OvssError
 from .heads import DenseHead, get_head
+from .precision import autocast, check_precision, quantized_copy
 
 
 def resize_pos_embed(pos: torch.Tensor, native: tuple[int, int], grid: tuple[int, int], rule: str = "offset") -> torch.Tensor:
@@ -78,9 +79,11 @@ class DenseEncoder(nn.Module):
     """Dense features of a frozen open_clip ViT with one of the training-free heads."""
 
     def __init__(self, visual: nn.Module, head: str | DenseHead = "naclip", second: nn.Module | None = None,
-                 input_mean: Sequence[float] | None = None, input_std: Sequence[float] | None = None):
+                 input_mean: Sequence[float] | None = None, input_std: Sequence[float] | None = None,
+                 precision: str = "fp32"):
         """``second``: the second backbone of heads that need one (``ovss.model.second``), with
-        ``input_mean``/``input_std``, the normalisation of the images given to ``forward``."""
+        ``input_mean``/``input_std``, the normalisation of the images given to ``forward``.
+        ``precision``: fp32 (exact), or a fast mode of ``ovss.dense.precision``."""
         super().__init__()
         if not hasattr(visual, "transformer") or not hasattr(visual, "conv1"):
             raise OvssError("dense heads need an open_clip VisionTransformer (ViT-*) model; ResNet and timm towers are not supported")
@@ -89,7 +92,10 @@ class DenseEncoder(nn.Module):
         blocks = visual.transformer.resblocks
         if not isinstance(blocks[-1].attn, nn.MultiheadAttention):
             raise OvssError("this model's attention blocks are not supported by the dense heads; pick a CLIP ViT")
-        self.visual = visual
+        device = next(visual.parameters()).device
+        self.precision = check_precision(precision, device)
+        # int8: a quantised copy that shares every non-Linear tensor with ``visual``
+        self.visual = quantized_copy(visual) if precision == "int8" else visual
         self.head = get_head(head)
         self.native_grid = tuple(visual.grid_size)
         self.patch_size = tuple(visual.patch_size)
@@ -98,6 +104,10 @@ class DenseEncoder(nn.Module):
         # must not see (or train) the second backbone
         self.__dict__["second"] = second
         self.input_norm = (tuple(input_mean), tuple(input_std)) if input_mean is not None else None
+
+    def autocast(self):
+        """The precision's autocast context; every forward of the encoder runs inside it."""
+        return autocast(self.precision, self.visual.conv1.weight.device)
 
     @property
     def blocks(self) -> nn.ModuleList:
@@ -126,8 +136,13 @@ class DenseEncoder(nn.Module):
 
         ``layers``: block indices (0-based, negative from the end) whose output tokens are
         returned; the last block's output is the head's. ``prompts``: per-block learned tokens (K x D) inserted after the class token
-        (deep visual prompts); ``None`` entries keep the previous block's prompts.
+        (deep visual prompts); ``None`` entries keep the previous block's prompts. Runs in the
+        encoder's precision (``autocast``).
         """
+        with self.autocast():
+            return self._forward(images, layers, with_global, prompts)
+
+    def _forward(self, images, layers, with_global, prompts) -> DenseFeatures:
         proxy = self.proxy_features(images) if self.head.second else None
         x, grid = self.embed(images)
         n_blocks = len(self.blocks)
@@ -184,12 +199,14 @@ class DenseEncoder(nn.Module):
         return second_features(self.second, x.to(next(self.second.vit.parameters()).dtype), resize_pos_embed).to(images.dtype)
 
     def head_block(self, x: torch.Tensor, grid: tuple[int, int], block: nn.Module | None = None, n_prompt: int = 0,
-                   history: list[torch.Tensor] | None = None, proxy: torch.Tensor | None = None) -> torch.Tensor:
+                   history: list[torch.Tensor] | None = None, proxy: torch.Tensor | None = None,
+                   qkv: torch.Tensor | None = None) -> torch.Tensor:
         """Run ``block`` (the last one by default) the head's way on tokens ``x``.
 
         Multi-level heads (``head.levels``) and ResCLIP's mix (``head.rcs``) need ``history``:
         the tokens (without prompt tokens) that entered each block, ``x`` last; prompt tokens of
-        ``x`` are passed through the multi-level heads unchanged.
+        ``x`` are passed through the multi-level heads unchanged. ``qkv``: ``in_proj(ln_1(x))`` when
+        the caller has it already (``head_and_global``).
         """
         head = self.head
         if head.needs_history and history is None:
@@ -221,19 +238,50 @@ class DenseEncoder(nn.Module):
                 from .multilevel import cross_correlation_attention
 
                 mix = cross_correlation_attention(self.blocks, history)
-            a = self._custom_attention(attn, y, grid, n_prompt, mix)
+            a = self._custom_attention(attn, y, grid, n_prompt, mix, qkv)
         a = block.ls_1(a)
         x = x + a if head.residual else a
         if head.ffn:
             x = x + block.ls_2(block.mlp(block.ln_2(x)))
         return x
 
+    def head_and_global(self, x: torch.Tensor, grid: tuple[int, int], n_prompt: int = 0,
+                        history: list[torch.Tensor] | None = None,
+                        proxy: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(head_block(x), global_embedding(last_block(x)))`` with the last block's work shared.
+
+        Why: a method that needs both (MLMP's local and global entropies) would otherwise run the
+        last block twice. Both paths read the same ``ln_1(x)`` and q / k / v projection, so they are
+        computed once; and when the model pools its class token (real CLIP ViTs), CLIP's unchanged
+        path is run for the class token's row only, since the pooled embedding depends on nothing else.
+        Equal to the two separate calls up to float rounding (tested).
+        """
+        block, head = self.blocks[-1], self.head
+        if head.attention == "vanilla" and head.residual and head.ffn:  # the head's output is CLIP's own
+            dense = block(x)
+            return dense, self.global_embedding(dense, n_prompt)
+        attn = block.attn
+        y = block.ln_1(x)
+        qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)
+        dense = self.head_block(x, grid, block, n_prompt, history=history, proxy=proxy, qkv=qkv)
+        B, N, D = y.shape
+        H = attn.num_heads
+        q, k, v = (t.reshape(B, N, H, D // H).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+        rows = 1 if getattr(self.visual, "pool_type", None) == "tok" else N
+        a = F.scaled_dot_product_attention(q[:, :, :rows], k, v)  # CLIP's attention, softmax(q k^T / sqrt(d)) v
+        a = attn.out_proj(a.transpose(1, 2).reshape(B, rows, D))
+        tokens = x[:, :rows] + block.ls_1(a)
+        tokens = tokens + block.ls_2(block.mlp(block.ln_2(tokens)))
+        return dense, self.global_embedding(tokens, n_prompt if rows == N else 0)
+
     def _custom_attention(self, attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[int, int], n_prompt: int,
-                          mix: torch.Tensor | None = None) -> torch.Tensor:
+                          mix: torch.Tensor | None = None, qkv: torch.Tensor | None = None) -> torch.Tensor:
         B, N, D = y.shape
         H = attn.num_heads
         d = D // H
-        q, k, v = F.linear(y, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        if qkv is None:
+            qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)
+        q, k, v = qkv.chunk(3, dim=-1)
         q, k, v = (t.reshape(B, N, H, d).transpose(1, 2) for t in (q, k, v))
         if self.head.attention == "value":
             out = v
@@ -248,11 +296,12 @@ class DenseEncoder(nn.Module):
                 logits = (pick[term[0]] @ pick[term[1]].transpose(-2, -1)) * scale
                 if bias is not None:
                     logits = logits + bias
-                weights = weights + logits.softmax(dim=-1)
+                # float32 softmax: exact in fp32, and keeps the fast modes' attention maps accurate
+                weights = weights + logits.float().softmax(dim=-1)
             if mix is not None:  # ResCLIP: tau ((1 - lambda) A + lambda R), after the softmax
                 tau, lam = self.head.rcs
                 weights = tau * ((1 - lam) * weights + lam * mix)
-            out = weights @ v
+            out = weights.to(v.dtype) @ v
         out = out.transpose(1, 2).reshape(B, N, D)
         return attn.out_proj(out)
 

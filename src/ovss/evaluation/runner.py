@@ -190,13 +190,15 @@ class ScenarioData(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> dict:
-        index = self.indices[i]
+    def __getitem__(self, i: int | tuple[str, int, int]) -> dict:
+        """Item ``i`` of the scenario, or, for a key ``(corruption, seed, index)``, dataset image
+        ``index`` under that corruption and seed (how ``ScenarioLoaders`` serves every scenario)."""
+        corruption, seed, index = i if isinstance(i, tuple) else (self.corruption, self.seed, self.indices[i])
         try:
             item = self.dataset[index]
             image = item["image"]
-            if self.corruption != "original":
-                image = corrupt(image, self.corruption, self.severity, key=corruption_key(item["name"], self.seed))
+            if corruption != "original":
+                image = corrupt(image, corruption, self.severity, key=corruption_key(item["name"], seed))
             size = output_size(self.preset, *image.shape[:2])
             return {"index": index, "name": item["name"], "image": image,
                     "label": resize_label(item["label"], size), "size": size}
@@ -232,6 +234,54 @@ def die_with_parent(parent_pid: int | None) -> None:
         return
     if parent_pid is not None and os.getppid() != parent_pid:
         os._exit(1)
+
+
+class _Batches:
+    """Batch sampler of a persistent loader: the batches of keys of the scenario being run."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[str, int, int]]] = []
+
+    def __iter__(self):
+        return iter(list(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class ScenarioLoaders:
+    """One DataLoader per dataset and preset whose worker processes live across scenarios.
+
+    Why: starting workers (a process each, importing torch and the dataset) cost about a second per
+    scenario, paid again for each of the 16 corruptions x methods x seeds. Here the workers start
+    once (``persistent_workers``) and each scenario only sets the keys (corruption, seed, index)
+    they load; what an item holds does not depend on which worker made it, so results are unchanged.
+    """
+
+    def __init__(self, workers: int, severity: int):
+        self.workers, self.severity = workers, severity
+        self._loaders: dict[tuple[int, int], tuple[torch.utils.data.DataLoader, _Batches]] = {}
+
+    def batches(self, ds: SegDataset, preset: Preset, corruption: str, seed: int, indices: Sequence[int],
+                batch_size: int):
+        key = (id(ds), id(preset))
+        if key not in self._loaders:
+            sampler = _Batches()
+            loader = torch.utils.data.DataLoader(
+                ScenarioData(ds, "original", self.severity, preset, [], 0), batch_sampler=sampler,
+                num_workers=self.workers, collate_fn=_collate,
+                worker_init_fn=functools.partial(_worker_init, parent_pid=os.getpid()) if self.workers else None,
+                persistent_workers=self.workers > 0,
+            )
+            self._loaders[key] = (loader, sampler)
+        loader, sampler = self._loaders[key]
+        keys = [(corruption, int(seed), int(i)) for i in indices]
+        sampler.batches = [keys[j : j + batch_size] for j in range(0, len(keys), batch_size)]
+        return iter(loader)
+
+    def close(self) -> None:
+        """Stop the workers (dropping the loaders shuts their processes down)."""
+        self._loaders.clear()
 
 
 def _seed_everything(seed: int, first_index: int) -> None:
@@ -448,13 +498,15 @@ def run_benchmark(
     progress: bool = True,
     prompts=None,
     overwrite: bool = False,
+    precision: str = "fp32",
     **overrides,
 ) -> list[dict]:
     """Run (or resume) every scenario and return the result dicts, finished ones included.
 
     ``datasets``: (name, root) pairs or opened ``SegDataset``s. ``corruptions``: as
     ``parse_corruptions``; ``original`` is always run. ``preset`` None picks ``default_preset``
-    per dataset; ``overrides`` are preset settings (e.g. ``prob_thd=0.1``). Call it on every
+    per dataset; ``precision``: the encoder's (``dense.precision``, recorded in every result's settings);
+    ``overrides`` are preset settings (e.g. ``prob_thd=0.1``). Call it on every
     rank of a distributed run; only rank 0 writes files and returns the results.
     """
     out = Path(out)
@@ -481,7 +533,7 @@ def run_benchmark(
     for ds in opened:
         name = ds.spec.name
         seg = Segmenter(model, head=head, preset=preset or default_preset(model, name), dataset=name, prompts=prompts,
-                        **overrides)
+                        precision=precision, **overrides)
         for method in method_list:
             for seed in seed_list:
                 for c in scenarios_c:
@@ -534,13 +586,15 @@ def run_benchmark(
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc="bench", unit="img", disable=not progress or rank != 0, dynamic_ncols=True)
+    loaders = ScenarioLoaders(workers, severity)
     try:
         for ds, seg, method, sc in todo:
             bar.set_description(f"{sc.dataset}/{sc.method}/{sc.corruption}" + (f"/seed{sc.seed}" if per_seed else ""))
-            result = _run_scenario(ds, seg, method, sc, severity, workers, checkpoint_every, bar, model_info, vers)
+            result = _run_scenario(ds, seg, method, sc, loaders, checkpoint_every, bar, model_info, vers)
             if rank == 0:
                 results.append(result)
     finally:
+        loaders.close()
         bar.close()
     return results if rank == 0 else []
 
@@ -558,8 +612,8 @@ def protocol_classes(ds: SegDataset, preset: Preset) -> tuple[list[list[str]], s
     return classes, f"{preset.class_set}/{path.name}"
 
 
-def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: Scenario, severity: int,
-                  workers: int, checkpoint_every: int, bar, model_info: dict, vers: dict) -> dict:
+def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: Scenario, loaders: ScenarioLoaders,
+                  checkpoint_every: int, bar, model_info: dict, vers: dict) -> dict:
     rank, world = _rank_world()
     classes, class_source = protocol_classes(ds, seg.preset)
     cm = ConfusionMatrix(ds.num_classes, ds.ignore_index)
@@ -571,11 +625,7 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
         seconds, model_seconds = float(sc.resume["seconds"]), float(sc.resume["model_seconds"])
     else:
         cm.reset()
-    data = ScenarioData(ds, sc.corruption, severity, seg.preset, mine[start:], sc.seed)
-    loader = torch.utils.data.DataLoader(
-        data, batch_size=method.batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
-        worker_init_fn=functools.partial(_worker_init, parent_pid=os.getpid()) if workers else None,
-    )
+    loader = loaders.batches(ds, seg.preset, sc.corruption, sc.seed, mine[start:], method.batch_size)
     done, saved_at = start, start
     if hasattr(method, "reset_stats"):
         method.reset_stats()
@@ -628,7 +678,7 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
         "timing": {
             "seconds": seconds, "images": images, "seconds_per_image": seconds / max(images, 1),
             "seconds_outside_model": max(seconds - model_seconds, 0.0),
-            "workers": workers, "world_size": world, "resumed_at": start,
+            "workers": loaders.workers, "world_size": world, "resumed_at": start,
             "note": "seconds: wall time of rank 0 (summed over resumed runs); outside the model = data, corruption, scoring",
         },
         "cost": method.cost() if hasattr(method, "cost") else None,

@@ -84,6 +84,7 @@ class Segmenter:
         dataset: str | None = None,
         device: str | torch.device | None = None,
         prompts: "PromptAddition | None" = None,
+        precision: str = "fp32",
         **overrides,
     ):
         """``prompts``: learned prompts to run with (e.g. ``ovss.opendas.load_prompt_addition``); they
@@ -97,7 +98,7 @@ class Segmenter:
         if self.preset.logit_scale_from_checkpoint and overrides.get("logit_scale") is None:
             self.preset = replace(self.preset, logit_scale=checkpoint_logit_scale(self.model))
         if self.preset.cuda_precision == FP16_LN_FP32 and self.device.type == "cuda":
-            if self.model.info.get("precision") != FP16_LN_FP32:
+            if self.model.info.get("weights_precision") != FP16_LN_FP32:
                 fp16_with_fp32_layernorm(self.model)  # MLMP's CUDA setting; recorded in model.describe()
         self.head = get_head(self.preset.head)
         if self.head.rcs is not None and self.preset.rcs_weights is not None:  # ResCLIP's per-dataset weights
@@ -108,7 +109,8 @@ class Segmenter:
 
             second = load_second_backbone(self.preset.second_backbone or self.head.second, self.preset.second_weights,
                                           device=self.model.device)
-        encoder_options = dict(second=second, input_mean=self.model.mean, input_std=self.model.std)
+        # precision: fp32, or a fast mode (dense.precision)
+        encoder_options = dict(second=second, input_mean=self.model.mean, input_std=self.model.std, precision=precision)
         self.prompts = prompts
         if prompts is None:
             self.encoder = DenseEncoder(self.model.visual, self.head, **encoder_options)
@@ -122,6 +124,10 @@ class Segmenter:
     def device(self) -> torch.device:
         return self.model.device
 
+    @property
+    def precision(self) -> str:
+        return self.encoder.precision
+
     def settings(self) -> dict:
         """Every setting that changes the numbers, as it ran: the preset's values after the chosen
         head and overrides replaced them, ResCLIP's weights and the second backbone where a head has
@@ -131,7 +137,7 @@ class Segmenter:
             extra.update(self.encoder.second.describe())
         if self.prompts is not None:
             extra["prompts"] = self.prompts.describe()
-        return {**self.preset.settings(), **extra, **self.model.describe()}
+        return {**self.preset.settings(), **extra, **self.model.describe(), "precision": self.precision}
 
     # image side -----------------------------------------------------------------------------
 
@@ -182,14 +188,7 @@ class Segmenter:
     @torch.no_grad()
     def set_image(self, image: np.ndarray | torch.Tensor) -> EncodedImage:
         """Encode ``image`` once; later ``predict`` calls reuse its features."""
-        size = tuple(image.shape[:2]) if isinstance(image, np.ndarray) else tuple(image.shape[-2:])
-        p = self.preset
-        wanted = resized_size(*size, p.resize_short, p.max_long, p.resize_to)
-        keeps_size = p.resize_short is None and p.resize_to is None
-        work = bounded.bounded_size(wanted, bounded.MAX_INPUT_PIXELS) if keeps_size else wanted
-        if work != wanted:  # a preset that keeps the size (shapesworld) on a 24 MP photo: bounded memory
-            image = bounded.shrink_image(image, work)
-        x = self.preprocess(image)
+        size, wanted, work, x = self._prepare(image)
         boxes = window_boxes(*x.shape[-2:], self.preset.crop, self.preset.stride)
         y1, y2, x1, x2 = boxes[0]
         per_chunk = windows_per_chunk((y2 - y1) * (x2 - x1))
@@ -208,6 +207,53 @@ class Segmenter:
                                      bounded_from=wanted if work != wanted else None)
         return self._encoded
 
+    def _prepare(self, image):
+        """(original size, the preset's size, the size worked at, the preprocessed image): a preset
+        that keeps the size (shapesworld) works on a 24 MP photo at a bounded size (bounded memory)."""
+        size = tuple(image.shape[:2]) if isinstance(image, np.ndarray) else tuple(image.shape[-2:])
+        p = self.preset
+        wanted = resized_size(*size, p.resize_short, p.max_long, p.resize_to)
+        keeps_size = p.resize_short is None and p.resize_to is None
+        work = bounded.bounded_size(wanted, bounded.MAX_INPUT_PIXELS) if keeps_size else wanted
+        if work != wanted:
+            image = bounded.shrink_image(image, work)
+        return size, wanted, work, self.preprocess(image)
+
+    @torch.no_grad()
+    def encode_images(self, images: list, max_windows: int = 32) -> list[EncodedImage]:
+        """Encode several images, stacking the windows of images of equal window size into shared
+        forwards of at most ``max_windows`` windows (bounded memory). Pays where one image has few
+        windows (small images, GPUs); each image's features equal ``set_image``'s. Pass the results
+        to ``predict(encoded=...)``.
+        """
+        prepared, by_shape, alone = [], {}, {}
+        for k, image in enumerate(images):
+            size, wanted, work, x = self._prepare(image)
+            boxes = window_boxes(*x.shape[-2:], self.preset.crop, self.preset.stride)
+            y1, y2, x1, x2 = boxes[0]
+            if work != wanted or len(boxes) > min(max_windows, windows_per_chunk((y2 - y1) * (x2 - x1))):
+                alone[k] = self.set_image(image)  # a large photo: set_image's bounded, chunked path
+                prepared.append(None)
+                continue
+            batch, boxes, padded = self.windows(x)
+            prepared.append((size, x, boxes, padded, batch))
+            by_shape.setdefault(tuple(batch.shape[1:]), []).append(len(prepared) - 1)
+        feats: list[torch.Tensor | None] = [None] * len(prepared)
+        for members in by_shape.values():
+            chunk: list[int] = []
+            for i in members + [None]:
+                full = i is None or (chunk and sum(prepared[j][4].shape[0] for j in chunk) + prepared[i][4].shape[0] > max_windows)
+                if full and chunk:
+                    out = self.patch_features(torch.cat([prepared[j][4] for j in chunk]))
+                    counts = [prepared[j][4].shape[0] for j in chunk]
+                    for j, f in zip(chunk, out.split(counts)):
+                        feats[j] = f
+                    chunk = []
+                if i is not None:
+                    chunk.append(i)
+        return [alone[k] if item is None else EncodedImage(item[0], tuple(item[1].shape[-2:]), item[1], item[2], f, item[3])
+                for k, (item, f) in enumerate(zip(prepared, feats))]
+
     # text side and decoding ----------------------------------------------------------------
 
     def class_embeddings(self, classes: ClassList) -> torch.Tensor:
@@ -219,17 +265,19 @@ class Segmenter:
         image: np.ndarray | torch.Tensor | None = None,
         classes=None,
         output_size: tuple[int, int] | None = None,
+        encoded: EncodedImage | None = None,
     ) -> SegmentationResult:
-        """Segment ``image`` (or the last image given to ``set_image``) into ``classes``.
+        """Segment ``image`` (or ``encoded``, from ``encode_images``, or the last image given to
+        ``set_image``) into ``classes``.
 
         The result is at the original image size unless ``output_size`` says otherwise.
         """
         classes = parse_classes(classes)
         if image is not None:
             self.set_image(image)
-        if self._encoded is None:
+        enc = encoded if encoded is not None else self._encoded
+        if enc is None:
             raise OvssError("no image: pass one to predict() or call set_image() first")
-        enc = self._encoded
         text = self.class_embeddings(classes)
         query_logits = self.window_logits_to_image(enc, enc.features, text)
         return self.decode(query_logits, classes, enc, output_size)

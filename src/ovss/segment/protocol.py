@@ -34,7 +34,7 @@ def fp16_with_fp32_layernorm(model) -> None:
 
     Every parameter and buffer but LayerNorms' and ``logit_scale`` becomes fp16; embeddings kept
     in fp32 by OpenAI's code are cast to fp16 where they are used, so halving them here gives the
-    same numbers. ``model.info["precision"]`` records it (results carry it through ``describe``).
+    same numbers. ``model.info["weights_precision"]`` records it (results carry it through ``describe``).
     CUDA is where it pays; on CPU it runs, slowly, and gives the same roundings.
     """
     clip = getattr(model, "clip", model)
@@ -51,4 +51,4 @@ def fp16_with_fp32_layernorm(model) -> None:
             if b.is_floating_point():
                 setattr(module, name, b.half())
     if hasattr(model, "info"):
-        model.info["precision"] = FP16_LN_FP32
+        model.info["weights_precision"] = FP16_LN_FP32
