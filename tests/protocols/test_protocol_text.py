@@ -1,4 +1,5 @@
-"""MLMP's exact template strings and its own class lists (written from its repository's files)."""
+"""MLMP's exact template strings and its own class lists (written from its repository's files,
+which are SCLIP's and NACLIP's: ``classnames/sclip_naclip``)."""
 import pytest
 
 from ovss.data import CLASSNAMES_DIR, get_spec, protocol_class_file, read_class_file
@@ -23,16 +24,17 @@ COUNTS = [("voc20", 20, 30), ("voc21", 21, 56), ("context59", 59, 59), ("context
 
 @pytest.mark.parametrize("dataset,n_classes,n_queries", COUNTS)
 def test_mlmp_class_files_match_the_source_counts(dataset, n_classes, n_queries):
-    path = protocol_class_file(dataset, "mlmp")
-    assert path is not None and path.parent == CLASSNAMES_DIR / "mlmp"
+    path = protocol_class_file(dataset, get_preset("mlmp", dataset).class_set)
+    assert path is not None and path.parent == CLASSNAMES_DIR / "sclip_naclip"  # MLMP's lists are SCLIP's and NACLIP's
     classes = read_class_file(path)
     assert len(classes) == n_classes == get_spec(dataset).num_classes
     assert sum(len(c) for c in classes) == n_queries
-    assert "dosowiechi/MLMP" in path.read_text(encoding="utf-8").splitlines()[1]  # the source is named
+    assert any(line.startswith("#   dosowiechi/MLMP@2a887de utils/class_extensions/")
+               for line in path.read_text(encoding="utf-8").splitlines())  # the source is named
 
 
 def test_mlmp_voc20_lines_and_how_they_differ_from_ovss():
-    mlmp = read_class_file(protocol_class_file("voc20", "mlmp"))
+    mlmp = read_class_file(protocol_class_file("voc20", "sclip_naclip"))
     assert mlmp[3] == ["ship"] and mlmp[10] == ["table"] and mlmp[15] == ["pottedplant"]
     assert mlmp[14] == ["person", "person in shirt", "person in jeans", "person in dress", "person in sweater",
                         "person in skirt", "person in jacket"]
@@ -42,10 +44,10 @@ def test_mlmp_voc20_lines_and_how_they_differ_from_ovss():
     assert sum(len(c) for c in ours) == 35
 
 
-def test_only_the_mlmp_preset_uses_them():
-    assert get_preset("mlmp").class_set == "mlmp"
-    assert all(get_preset(p).class_set is None for p in ("naclip", "sclip", "clearclip", "shapesworld"))
-    assert protocol_class_file("ade20k", "mlmp") is None  # MLMP has no ADE20K list: the dataset's own
+def test_mlmp_keeps_the_dataset_list_where_it_has_none():
+    assert get_preset("mlmp").class_set == "sclip_naclip"
+    assert get_preset("mlmp", "ade20k").class_set is None  # MLMP has no ADE20K list: the dataset's own
+    assert get_preset("shapesworld").class_set is None
     assert protocol_class_file("voc20", None) is None
 
 
@@ -62,6 +64,6 @@ def test_bench_queries_the_protocol_list_and_says_so():
 
     ds = SimpleNamespace(spec=SimpleNamespace(name="voc20"), classes=read_class_file(CLASSNAMES_DIR / "voc20.txt"))
     classes, source = protocol_classes(ds, get_preset("mlmp", "voc20"))
-    assert source == "mlmp/voc20.txt" and classes[3] == ["ship"]
-    classes, source = protocol_classes(ds, get_preset("naclip", "voc20"))
+    assert source == "sclip_naclip/voc20.txt" and classes[3] == ["ship"]
+    classes, source = protocol_classes(ds, get_preset("gem", "voc20"))  # GEM's repository ships no lists
     assert source == "dataset" and classes is ds.classes

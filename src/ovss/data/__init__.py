@@ -4,7 +4,7 @@
 ``check_layout(name, root)`` says what is missing and how to prepare it; ``class_names(name)``
 gives the class list (with synonyms) in label order.
 """
-from .classnames import CLASSNAMES_DIR, class_names, protocol_class_file, read_class_file
+from .classnames import CLASSNAMES_DIR, class_names, class_set_folder, class_set_folders, protocol_class_file, read_class_file
 from .datasets import (
     DATASETS,
     IGNORE_INDEX,
@@ -23,6 +23,8 @@ from .datasets import (
 __all__ = [
     "CLASSNAMES_DIR",
     "protocol_class_file",
+    "class_set_folder",
+    "class_set_folders",
     "DATASETS",
     "IGNORE_INDEX",
     "DatasetSpec",

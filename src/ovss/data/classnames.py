@@ -75,18 +75,36 @@ def class_names(dataset: str, root: str | os.PathLike | None = None) -> list[lis
     return read_class_file(CLASSNAMES_DIR / spec.class_file)
 
 
+def class_set_folders() -> list[str]:
+    """The protocol class-list folders shipped in ``classnames/`` (each holds some datasets' files)."""
+    return sorted(d.name for d in CLASSNAMES_DIR.iterdir() if d.is_dir() and any(d.glob("*.txt")))
+
+
+def class_set_folder(class_set: str) -> Path:
+    """The folder of ``class_set``; a name that is not one is an error naming the ones there are, so
+    a typo never falls back to the dataset's own lists unnoticed."""
+    folders = class_set_folders()
+    if class_set not in folders:
+        raise OvssError(f"unknown class_set '{class_set}'; choose one of: {', '.join(folders)} (or none of them: "
+                        "leave class_set unset for the datasets' own lists)")
+    return CLASSNAMES_DIR / class_set
+
+
 def protocol_class_file(dataset: str, class_set: str | None) -> Path | None:
     """The class file a published protocol uses for ``dataset`` instead of ovss's own, or None.
 
-    ``class_set`` names a folder of ``classnames/`` (``mlmp``: MLMP's ``utils/class_extensions``
-    lists); a dataset that protocol has no list for keeps its own file (None is returned).
+    ``class_set`` names a folder of ``classnames/`` (``sclip_naclip``: the lists SCLIP, NACLIP,
+    SC-CLIP, ResCLIP and MLMP read; ``clearclip``, ``proxyclip``: where those two differ); a
+    dataset the folder has no list for keeps its own file (None is returned). Each file's header
+    names the repositories, commits and files it was written from.
     """
     if not class_set:
         return None
+    folder = class_set_folder(class_set)
     from .datasets import get_spec  # late import: datasets imports this module
 
     spec = get_spec(dataset)
     if spec.classes_in_root:
         return None
-    path = CLASSNAMES_DIR / class_set / spec.class_file
+    path = folder / spec.class_file
     return path if path.is_file() else None

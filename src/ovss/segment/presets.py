@@ -33,7 +33,9 @@ class Preset:
     (the patch embedding drops it, and the coarser logits are stretched over the whole window:
     NACLIP's and MLMP's ``forward_feature``, conv1 with stride = patch size on the raw window).
     class_set: the protocol's own class-name files (``ovss/data/classnames/<class_set>/``) replace
-    the dataset's where that protocol has one (mlmp: MLMP's lists); None: the dataset's files.
+    the dataset's where that folder has one; None: the dataset's files. ``sclip_naclip`` holds the
+    lists SCLIP, NACLIP, SC-CLIP, ResCLIP and MLMP read (ClearCLIP and ProxyCLIP too, except where
+    ``per_dataset`` points them at ``clearclip`` / ``proxyclip``); see docs/parity.md.
     rcs_weights: ResCLIP's (tau, lambda) for heads with its attention mix (``naclip+rcs`` ...).
     second_backbone / second_weights: for heads with a second backbone (ProxyCLIP): its name
     (``ovss.model.second``; None: the head's default) and a local checkpoint file or ``none``.
@@ -80,6 +82,11 @@ class Preset:
         remainder = overrides.get("window_remainder")
         if remainder is not None and remainder not in ("pad", "floor"):
             raise OvssError(f"unknown window_remainder '{remainder}'; choose pad or floor")
+        class_set = overrides.get("class_set")
+        if class_set is not None:
+            from ..data import class_set_folder  # late import: ovss.data loads image libraries the table does not need
+
+            class_set_folder(class_set)  # one line naming the folders if it is not one
         precision = overrides.get("cuda_precision")
         if precision is not None and precision not in ("fp32", "fp16-ln-fp32"):
             raise OvssError(f"unknown cuda_precision '{precision}'; choose fp32 or fp16-ln-fp32")
@@ -96,7 +103,7 @@ _BG = ("voc21", "context60", "coco_object")
 
 PRESETS: dict[str, Preset] = {
     "sclip": Preset(
-        "sclip", head="sclip", resize_short=336, crop=224, stride=112, logit_scale=40.0,
+        "sclip", head="sclip", resize_short=336, crop=224, stride=112, logit_scale=40.0, class_set="sclip_naclip",
         per_dataset={
             "voc21": dict(prob_thd=0.1, area_thd=0.1, logit_scale=65.0),
             "context60": dict(prob_thd=0.1, logit_scale=50.0),
@@ -108,7 +115,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "naclip": Preset(
         "naclip", head="naclip", resize_short=336, crop=224, stride=112, logit_scale=40.0, pamr=True,
-        window_remainder="floor",
+        window_remainder="floor", class_set="sclip_naclip",
         per_dataset={
             "voc21": dict(prob_thd=0.1, crop=None, stride=None),
             "voc20": dict(crop=None, stride=None),
@@ -119,11 +126,12 @@ PRESETS: dict[str, Preset] = {
         description="NACLIP: short side 336, windows 224/112 (VOC whole image), PAMR on",
     ),
     "clearclip": Preset(
-        "clearclip", head="clearclip", resize_short=448, crop=448, stride=224, logit_scale=50.0,
-        per_dataset={
-            "voc21": dict(prob_thd=0.5),
+        "clearclip", head="clearclip", resize_short=448, crop=448, stride=224, logit_scale=50.0, class_set="sclip_naclip",
+        per_dataset={  # ClearCLIP's own VOC and COCO-Object lists: one name per class, "background" queried as is
+            "voc21": dict(prob_thd=0.5, class_set="clearclip"),
+            "voc20": dict(class_set="clearclip"),
             "context60": dict(prob_thd=0.15),
-            "coco_object": dict(prob_thd=0.4),
+            "coco_object": dict(prob_thd=0.4, class_set="clearclip"),
             "cityscapes": dict(crop=224, stride=224),
         },
         description="ClearCLIP: short side 448, windows 448/224",
@@ -133,7 +141,7 @@ PRESETS: dict[str, Preset] = {
         description="GEM: resize to 448 x 448, whole image, 'a photo of a {}.', logit scale 100 (its released wrapper)",
     ),
     "scclip": Preset(
-        "scclip", head="scclip", resize_short=336, crop=224, stride=112, logit_scale=40.0,
+        "scclip", head="scclip", resize_short=336, crop=224, stride=112, logit_scale=40.0, class_set="sclip_naclip",
         per_dataset={
             "voc21": dict(area_thd=0.1, logit_scale=50.0, prob_thd=0.15),
             "context60": dict(prob_thd=0.15),
@@ -144,6 +152,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "resclip-rcs": Preset(
         "resclip-rcs", head="naclip+rcs", resize_short=336, crop=224, stride=112, logit_scale=40.0, rcs_weights=(2.0, 0.4),
+        class_set="sclip_naclip",
         per_dataset={
             "voc21": dict(prob_thd=0.1, crop=None, stride=None, rcs_weights=(2.0, 0.3)),
             "voc20": dict(crop=None, stride=None, rcs_weights=(2.0, 0.6)),
@@ -155,11 +164,12 @@ PRESETS: dict[str, Preset] = {
     ),
     "proxyclip": Preset(
         "proxyclip", head="proxyclip", resize_short=336, crop=336, stride=112, logit_scale=40.0,
-        second_backbone="dino-vitb8",
-        per_dataset={
-            "voc21": dict(prob_thd=0.2),
+        second_backbone="dino-vitb8", class_set="sclip_naclip",
+        per_dataset={  # ProxyCLIP's own VOC21 / COCO-Object lists (shorter background lists); its VOC20 is ClearCLIP's
+            "voc21": dict(prob_thd=0.2, class_set="proxyclip"),
+            "voc20": dict(class_set="clearclip"),
             "context60": dict(prob_thd=0.15),
-            "coco_object": dict(prob_thd=0.25),
+            "coco_object": dict(prob_thd=0.25, class_set="proxyclip"),
             "ade20k": dict(resize_short=448),
             "cityscapes": dict(resize_short=448, crop=224, stride=112),
         },
@@ -170,9 +180,11 @@ PRESETS: dict[str, Preset] = {
         # templates: MLMP's NoAdapt. column is main.py without --adapt, i.e. its TENT class's
         # evaluate() with no prompt file: the single "a photo of a {}" (MLMP itself and WATT take
         # prompts.yaml's seven through their protocol hyper-parameters)
-        logit_scale_from_checkpoint=True, templates="mlmp_reference", eval_at_input_size=True, class_set="mlmp",
+        logit_scale_from_checkpoint=True, templates="mlmp_reference", eval_at_input_size=True,
+        class_set="sclip_naclip",  # MLMP's utils/class_extensions lists are these
         cuda_precision="fp16-ln-fp32", window_remainder="floor",
-        per_dataset={"cityscapes": dict(resize_to=(560, 1120))},
+        per_dataset={"cityscapes": dict(resize_to=(560, 1120)),
+                     "ade20k": dict(class_set=None)},  # MLMP ships no ADE20K list: the dataset's own
         description="MLMP benchmark: resize to 224x224, ground truth resized with nearest",
     ),
     "shapesworld": Preset(
