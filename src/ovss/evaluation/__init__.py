@@ -1,4 +1,5 @@
-"""Evaluation: segmentation metrics (percentages, MMSegmentation conventions) and IoU-single."""
+"""Evaluation: segmentation metrics (percentages, MMSegmentation conventions), IoU-single, and the
+benchmark: plan (scenarios), pipeline (data), store (results, resume), distributed, runner (the loop)."""
 
 from .metrics import ConfusionMatrix, IoUSingle
 
