@@ -155,6 +155,7 @@ PRESETS: dict[str, Preset] = {
             "context60": dict(prob_thd=0.1, rcs_weights=(2.0, 0.3)),
             "coco_object": dict(prob_thd=0.1),
             "cityscapes": dict(resize_short=560, rcs_weights=(2.0, 0.2)),
+            "ade20k": dict(rcs_weights=(2.0, 0.3)),  # cfg_ade20k.py
         },
         description="ResCLIP without its semantic feedback (RCS on NACLIP): short side 336, windows 224/112",
     ),
