@@ -61,3 +61,23 @@ def test_mistakes_are_one_line(world, tmp_path, capsys, command, extra, msg):
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_folder_with_semantic_feedback_segments_each_image_as_one(world, tmp_path):
+    """ResCLIP's feedback needs what only set_image keeps: the folder's shared encoding steps aside."""
+    import numpy as np
+    from PIL import Image
+
+    images = sorted((world / "images" / "val").glob("*.png"))[:2]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in images:
+        (folder / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "o"
+    assert main(["segment", str(folder), "--classes", "sky, grass, water", *MODEL, "--preset", "resclip",
+                 "--out", str(out)]) == 0
+    for p in images:
+        assert main(["segment", str(p), "--classes", "sky, grass, water", *MODEL, "--preset", "resclip",
+                     "--out", str(tmp_path / "one" / p.stem)]) == 0
+        assert np.array_equal(np.asarray(Image.open(out / p.name)), np.asarray(Image.open(tmp_path / "one" / p.stem / p.name)))
+        assert json.loads((out / f"{p.stem}.json").read_text())["settings"]["sfr_weights"] is not None

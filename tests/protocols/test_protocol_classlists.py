@@ -17,7 +17,7 @@ BENCHMARKS = ("voc21", "voc20", "context60", "context59", "coco_object", "coco_s
 SHARED = "sclip_naclip"
 # preset -> {dataset: folder} where it is not SHARED (None: the dataset's own ovss list)
 EXCEPTIONS = {
-    "sclip": {}, "naclip": {}, "scclip": {}, "resclip-rcs": {},
+    "sclip": {}, "naclip": {}, "scclip": {}, "resclip-rcs": {}, "resclip": {},
     "clearclip": {"voc21": "clearclip", "voc20": "clearclip", "coco_object": "clearclip"},
     "proxyclip": {"voc21": "proxyclip", "voc20": "clearclip", "coco_object": "proxyclip"},
     "mlmp": {"ade20k": None},

@@ -83,6 +83,9 @@ class WindowBatch:
 
 def prepare_batch(segmenter, images: list) -> WindowBatch:
     """Resize, normalise and cut every image into the preset's windows, grouped by window size."""
+    if getattr(segmenter, "sfr", None) is not None:  # SFR runs in Segmenter.predict, which TTA does not call
+        raise OvssError("test-time adaptation does not run ResCLIP's semantic feedback; use --preset resclip-rcs, "
+                        "ResCLIP without it")
     encoded, by_shape, slices = [], {}, []
     parts: list[list[torch.Tensor]] = []
     for image in images:

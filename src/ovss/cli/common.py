@@ -58,9 +58,14 @@ def apply_speed_args(args: argparse.Namespace) -> None:
 
 
 def load_model_from_args(args: argparse.Namespace):
+    """The model the options name, seeded: random weights (``--pretrained none``) are then the same
+    in every run and every command, so two runs of one command give the same labels."""
+    import torch
+
     from ..model import load_model
 
     check_model_args(args)
+    torch.manual_seed(0)
     return load_model(args.model, args.pretrained, device=args.device)
 
 

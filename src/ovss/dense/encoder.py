@@ -200,16 +200,19 @@ class DenseEncoder(nn.Module):
 
     def head_block(self, x: torch.Tensor, grid: tuple[int, int], block: nn.Module | None = None, n_prompt: int = 0,
                    history: list[torch.Tensor] | None = None, proxy: torch.Tensor | None = None,
-                   qkv: torch.Tensor | None = None) -> torch.Tensor:
+                   mix: torch.Tensor | None = None, feedback=None, qkv: torch.Tensor | None = None) -> torch.Tensor:
         """Run ``block`` (the last one by default) the head's way on tokens ``x``.
 
         Multi-level heads (``head.levels``) and ResCLIP's mix (``head.rcs``) need ``history``:
         the tokens (without prompt tokens) that entered each block, ``x`` last; prompt tokens of
-        ``x`` are passed through the multi-level heads unchanged. ``qkv``: ``in_proj(ln_1(x))`` when
-        the caller has it already (``head_and_global``).
+        ``x`` are passed through the multi-level heads unchanged. ``mix``: ResCLIP's R already
+        computed (``cross_correlation_attention``), in place of ``history``. ``feedback``:
+        ResCLIP's semantic feedback (``ovss.dense.feedback.SemanticFeedback``) for heads with
+        similarity terms, mixed into each term's logits before the softmax.
+        ``qkv``: ``in_proj(ln_1(x))`` when the caller has it already (``head_and_global``).
         """
         head = self.head
-        if head.needs_history and history is None:
+        if head.needs_history and history is None and (head.levels or mix is None):
             raise ValueError(f"the {head.name} head reads earlier blocks: pass the tokens that entered each block")
         if head.levels:
             from .multilevel import multilevel_tokens
@@ -231,14 +234,15 @@ class DenseEncoder(nn.Module):
         if head.attention == "vanilla":
             a = attn(y, y, y, need_weights=False)[0]
         else:
-            mix = None
-            if head.rcs is not None:
+            if head.rcs is not None and mix is None:
                 if n_prompt:
                     raise OvssError(f"the {head.name} head does not take visual prompts; pick a head without +rcs")
                 from .multilevel import cross_correlation_attention
 
                 mix = cross_correlation_attention(self.blocks, history)
-            a = self._custom_attention(attn, y, grid, n_prompt, mix, qkv)
+            if feedback is not None and n_prompt:
+                raise OvssError("ResCLIP's semantic feedback does not take visual prompts")
+            a = self._custom_attention(attn, y, grid, n_prompt, mix if head.rcs is not None else None, feedback, qkv)
         a = block.ls_1(a)
         x = x + a if head.residual else a
         if head.ffn:
@@ -275,7 +279,7 @@ class DenseEncoder(nn.Module):
         return dense, self.global_embedding(tokens, n_prompt if rows == N else 0)
 
     def _custom_attention(self, attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[int, int], n_prompt: int,
-                          mix: torch.Tensor | None = None, qkv: torch.Tensor | None = None) -> torch.Tensor:
+                          mix: torch.Tensor | None = None, feedback=None, qkv: torch.Tensor | None = None) -> torch.Tensor:
         B, N, D = y.shape
         H = attn.num_heads
         d = D // H
@@ -294,6 +298,10 @@ class DenseEncoder(nn.Module):
             weights = 0
             for term in self.head.terms:
                 logits = (pick[term[0]] @ pick[term[1]].transpose(-2, -1)) * scale
+                if feedback is not None:  # ResCLIP's SFR: before NACLIP's window and the softmax
+                    from .feedback import mix_feedback
+
+                    logits = mix_feedback(logits, feedback)
                 if bias is not None:
                     logits = logits + bias
                 # float32 softmax: exact in fp32, and keeps the fast modes' attention maps accurate

@@ -27,7 +27,7 @@ ResCLIP (Yang et al., "ResCLIP", CVPR 2025), residual cross-correlation self-att
 of the soft-maxed q-k attention maps of intermediate blocks (5 .. 8 of 12) is mixed into the
 last block's attention of SCLIP, ClearCLIP or NACLIP after its softmax (``DenseHead.rcs``; the
 mix itself is in ``DenseEncoder._custom_attention``). Its semantic feedback refinement needs the
-class list while encoding and is not part of ovss yet.
+class list, so it is a step of ``Segmenter.predict`` (``ovss.dense.feedback``).
 """
 from __future__ import annotations
 

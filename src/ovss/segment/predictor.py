@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from ..dense import DenseEncoder, get_head
+from ..dense.feedback import SFR, SemanticFeedback, feedback_attention, patch_labels, takes_feedback
+from ..dense.multilevel import RCS, cross_correlation_attention
 from ..errors import OvssError
 from ..model import ClipModel, load_model
 from ..text import ClassList, TextEncoder, parse_classes
@@ -71,6 +73,7 @@ class EncodedImage:
     features: torch.Tensor  # B x h x w x E, normalised patch features of each window
     padded: tuple[int, int]  # padded window size
     bounded_from: tuple[int, int] | None = None  # the preset's input size, when memory bounds made it smaller
+    last_block: tuple | None = None  # ResCLIP's SFR: (tokens entering the last block, RCS mix or None) per window
 
 
 class Segmenter:
@@ -111,6 +114,11 @@ class Segmenter:
                                           device=self.model.device)
         # precision: fp32, or a fast mode (dense.precision)
         encoder_options = dict(second=second, input_mean=self.model.mean, input_std=self.model.std, precision=precision)
+        # ResCLIP's semantic feedback refinement: a step of predict (it needs the class list), on
+        # heads whose last block has similarity terms; other heads run without it (settings say so)
+        self.sfr = tuple(self.preset.sfr_weights) if self.preset.sfr_weights is not None and takes_feedback(self.head) else None
+        if self.sfr is not None and prompts is not None:
+            raise OvssError("ResCLIP's semantic feedback does not take learned prompts; use --preset resclip-rcs")
         self.prompts = prompts
         if prompts is None:
             self.encoder = DenseEncoder(self.model.visual, self.head, **encoder_options)
@@ -133,6 +141,9 @@ class Segmenter:
         head and overrides replaced them, ResCLIP's weights and the second backbone where a head has
         them, the model, and the prompts when there are any."""
         extra = {"rcs_weights": list(self.head.rcs)} if self.head.rcs is not None else {}
+        if self.preset.sfr_weights is not None:  # what ran: None where the head cannot take the feedback
+            extra["sfr_weights"] = list(self.sfr) if self.sfr is not None else None
+            extra["sfr"] = SFR.describe() if self.sfr is not None else None
         if self.encoder.second is not None:
             extra.update(self.encoder.second.describe())
         if self.prompts is not None:
@@ -192,10 +203,17 @@ class Segmenter:
         boxes = window_boxes(*x.shape[-2:], self.preset.crop, self.preset.stride)
         y1, y2, x1, x2 = boxes[0]
         per_chunk = windows_per_chunk((y2 - y1) * (x2 - x1))
+        last_block = None
         if len(boxes) <= per_chunk:
             batch, boxes, padded = self.windows(x)
-            feats = self.patch_features(batch)
+            if self.sfr is not None:
+                feats, last_block = self._encode_for_feedback(batch)
+            else:
+                feats = self.patch_features(batch)
         else:  # thousands of windows (a large photo at full size): never all in memory at once
+            if self.sfr is not None:
+                raise OvssError(f"ResCLIP's semantic feedback keeps every window's last-block input; this image needs "
+                                f"{len(boxes)} windows: resize it (preset resize_short) or use --preset resclip-rcs")
             parts = []
             for i in range(0, len(boxes), per_chunk):
                 batch = torch.cat([x[..., a:b, c:d] for (a, b, c, d) in boxes[i : i + per_chunk]])
@@ -204,7 +222,7 @@ class Segmenter:
             feats, padded = torch.cat(parts), tuple(batch.shape[-2:])
             del batch, parts
         self._encoded = EncodedImage(size, tuple(x.shape[-2:]), x, boxes, feats, padded,
-                                     bounded_from=wanted if work != wanted else None)
+                                     bounded_from=wanted if work != wanted else None, last_block=last_block)
         return self._encoded
 
     def _prepare(self, image):
@@ -231,8 +249,11 @@ class Segmenter:
             size, wanted, work, x = self._prepare(image)
             boxes = window_boxes(*x.shape[-2:], self.preset.crop, self.preset.stride)
             y1, y2, x1, x2 = boxes[0]
-            if work != wanted or len(boxes) > min(max_windows, windows_per_chunk((y2 - y1) * (x2 - x1))):
-                alone[k] = self.set_image(image)  # a large photo: set_image's bounded, chunked path
+            too_many = len(boxes) > min(max_windows, windows_per_chunk((y2 - y1) * (x2 - x1)))
+            if work != wanted or too_many or self.sfr is not None:
+                # a large photo (set_image's bounded, chunked path), or ResCLIP's feedback, which
+                # needs the tokens entering the last block that only set_image keeps
+                alone[k] = self.set_image(image)
                 prepared.append(None)
                 continue
             batch, boxes, padded = self.windows(x)
@@ -279,8 +300,55 @@ class Segmenter:
         if enc is None:
             raise OvssError("no image: pass one to predict() or call set_image() first")
         text = self.class_embeddings(classes)
-        query_logits = self.window_logits_to_image(enc, enc.features, text)
+        features = enc.features if self.sfr is None else self.semantic_feedback_features(enc, text)
+        query_logits = self.window_logits_to_image(enc, features, text)
         return self.decode(query_logits, classes, enc, output_size)
+
+    # ResCLIP's semantic feedback refinement ---------------------------------------------------
+
+    def _encode_for_feedback(self, batch: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """``patch_features`` of a batch of windows, and what SFR needs to run the last block again:
+        the tokens entering it and, for ``+rcs`` heads, ResCLIP's mix R (B x H x N x N)."""
+        n = len(self.encoder.blocks)
+        rcs_blocks = list(RCS.blocks(n)) if self.head.rcs is not None else []
+        if rcs_blocks and rcs_blocks[0] < 1:
+            raise OvssError(f"ResCLIP's semantic feedback needs at least 3 blocks before the mix; this model has {n}")
+        out = self.encoder(batch, layers=[i - 1 for i in rcs_blocks] + [n - 2])
+        mix = None
+        if rcs_blocks:  # the tokens entering block i are block i - 1's output
+            mix = cross_correlation_attention(self.encoder.blocks, {i: out.layers[i - 1] for i in rcs_blocks})
+        return F.normalize(out.patch.float(), dim=-1), (out.layers[n - 2], mix)
+
+    def semantic_feedback_features(self, enc: EncodedImage, text: torch.Tensor) -> torch.Tensor:
+        """ResCLIP's SFR, window by window: the first segmentation from the cached features
+        (cosine scores upsampled to the window, PAMR on the window, softmax with the logit scale),
+        one label per patch, the feedback matrix, and the last block run again with it.
+
+        Returns the refined normalised patch features, B x h x w x E, like ``enc.features``.
+        """
+        if enc.last_block is None:
+            raise OvssError("this image was encoded without ResCLIP's semantic feedback; call set_image again")
+        from .pamr import pamr
+
+        tokens_in, mix = enc.last_block
+        grid = tuple(enc.features.shape[1:3])
+        text = text.to(enc.features.dtype)
+        refined = []
+        for b, (y1, y2, x1, x2) in enumerate(enc.boxes):
+            window = enc.image[..., y1:y2, x1:x2]
+            if tuple(window.shape[-2:]) != tuple(enc.padded):
+                window, _ = pad_to_multiple(window, self.model.patch_size)
+            scores = torch.einsum("hwe,qe->qhw", enc.features[b], text)[None]
+            scores = F.interpolate(scores, size=enc.padded, mode="bilinear", align_corners=False)
+            scores = pamr(window, scores, SFR.pamr_iterations, SFR.pamr_dilations)
+            probs = (scores[0] * self.preset.logit_scale).softmax(dim=0)
+            labels = patch_labels(probs, self.model.patch_size, self.preset.sfr_threshold)
+            matrix = feedback_attention(labels[: grid[0], : grid[1]]).to(tokens_in.dtype)
+            feedback = SemanticFeedback(matrix[None, None], self.sfr)
+            x = self.encoder.head_block(tokens_in[b : b + 1], grid, mix=None if mix is None else mix[b : b + 1],
+                                        feedback=feedback)
+            refined.append(F.normalize(self.encoder.project(x[:, 1:]).float(), dim=-1).reshape(grid[0], grid[1], -1))
+        return torch.stack(refined)
 
     def window_logits_to_image(self, enc: EncodedImage, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Cosine logits of each window, upsampled to the window and averaged where windows overlap.

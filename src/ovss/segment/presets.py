@@ -37,6 +37,9 @@ class Preset:
     lists SCLIP, NACLIP, SC-CLIP, ResCLIP and MLMP read (ClearCLIP and ProxyCLIP too, except where
     ``per_dataset`` points them at ``clearclip`` / ``proxyclip``); see docs/parity.md.
     rcs_weights: ResCLIP's (tau, lambda) for heads with its attention mix (``naclip+rcs`` ...).
+    sfr_weights / sfr_threshold: ResCLIP's semantic feedback refinement, (tau, lambda) and the
+    first segmentation's probability below which a pixel counts as query 0 (``temp_thd``); None:
+    no feedback (``ovss.dense.feedback``, a step of ``Segmenter.predict``).
     second_backbone / second_weights: for heads with a second backbone (ProxyCLIP): its name
     (``ovss.model.second``; None: the head's default) and a local checkpoint file or ``none``.
     """
@@ -59,6 +62,8 @@ class Preset:
     class_set: str | None = None
     cuda_precision: str = "fp32"
     rcs_weights: tuple[float, float] | None = None
+    sfr_weights: tuple[float, float] | None = None
+    sfr_threshold: float = 0.0
     second_backbone: str | None = None
     second_weights: str | None = None
     window_remainder: str = "pad"
@@ -159,8 +164,28 @@ PRESETS: dict[str, Preset] = {
             "context60": dict(prob_thd=0.1, rcs_weights=(2.0, 0.3)),
             "coco_object": dict(prob_thd=0.1),
             "cityscapes": dict(resize_short=560, rcs_weights=(2.0, 0.2)),
+            "ade20k": dict(rcs_weights=(2.0, 0.3)),  # cfg_ade20k.py
         },
         description="ResCLIP without its semantic feedback (RCS on NACLIP): short side 336, windows 224/112",
+    ),
+    "resclip": Preset(
+        # configs/cfg_*.py of yvhangyang/ResCLIP @ 0e085f7; ResCLIP's forward_feature is NACLIP's
+        # (conv1 drops a partial patch), hence window_remainder="floor"
+        "resclip", head="naclip+rcs", resize_short=336, crop=224, stride=112, logit_scale=40.0, window_remainder="floor",
+        class_set="sclip_naclip",
+        rcs_weights=(2.0, 0.4), sfr_weights=(1.8, 0.7), sfr_threshold=0.25,
+        per_dataset={
+            "voc21": dict(prob_thd=0.1, crop=None, stride=None, rcs_weights=(2.0, 0.3), sfr_weights=(2.2, 0.7),
+                          sfr_threshold=0.5),
+            "voc20": dict(crop=None, stride=None, rcs_weights=(2.0, 0.6), sfr_weights=(2.1, 0.6), sfr_threshold=0.1),
+            "context60": dict(prob_thd=0.1, rcs_weights=(2.0, 0.3), sfr_threshold=0.3),
+            "context59": dict(sfr_threshold=0.25),
+            "coco_object": dict(prob_thd=0.1, sfr_threshold=0.11),
+            "coco_stuff164k": dict(sfr_threshold=0.11),
+            "cityscapes": dict(resize_short=560, rcs_weights=(2.0, 0.2), sfr_weights=(2.1, 0.6), sfr_threshold=0.1),
+            "ade20k": dict(rcs_weights=(2.0, 0.3), sfr_weights=(2.1, 0.7), sfr_threshold=0.25),
+        },
+        description="ResCLIP (RCS + semantic feedback on NACLIP): short side 336, windows 224/112 (VOC whole image)",
     ),
     "proxyclip": Preset(
         "proxyclip", head="proxyclip", resize_short=336, crop=336, stride=112, logit_scale=40.0,
