@@ -20,7 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-PRESETS = ("default", "shapesworld", "sclip", "naclip", "clearclip", "mlmp")
+PRESETS = ("default", "shapesworld", "sclip", "naclip", "clearclip", "mlmp", "gem", "scclip", "resclip", "resclip-rcs",
+           "proxyclip")
 
 
 def make_photo(folder: Path, size: tuple[int, int] = (4000, 6000)) -> tuple[Path, Path]:
@@ -54,6 +55,8 @@ def measure(photo: Path, classes: Path, preset: str, out: Path, src: str | None,
     cmd = [sys.executable, "-m", "ovss", "segment", str(photo), "--classes-file", str(classes), "--out", str(out)]
     if preset != "default":
         cmd += ["--preset", preset]
+    if preset == "proxyclip":  # no DINO weights offline: a random one, for memory and time only
+        cmd += ["--vfm-weights", "none"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stopped = threading.Event()
