@@ -46,34 +46,22 @@ def level_tokens(encoder: DenseEncoder, images: torch.Tensor, layers: Sequence[i
 def _level_tokens(encoder, images, layers, with_global):
     n = len(encoder.blocks)
     wanted = {l % n for l in layers}
-    x, grid = encoder.embed(images)
-    out: dict[int, torch.Tensor] = {}
-    glob = None
-    history = [] if encoder.head.needs_history else None  # GEM, SC-CLIP, ResCLIP read earlier blocks
-    proxy = encoder.proxy_features(images) if encoder.head.second else None  # ProxyCLIP
-    if proxy is not None and tuple(proxy.shape[-2:]) != tuple(grid):
-        raise OvssError(f"mlmp fuses CLIP's levels on its {grid[0]} x {grid[1]} grid; the {encoder.head.name} head's "
-                        f"second backbone gives {proxy.shape[-2]} x {proxy.shape[-1]}: pick a second backbone with "
-                        "CLIP's patch size (dino-vitb16 for a /16 CLIP) or another head")
-    for i, block in enumerate(encoder.blocks):
-        if history is not None:
-            history.append(x)
-        if i == n - 1:
-            if with_global and i in wanted:  # one pass for both: shared ln_1 / qkv (see head_and_global)
-                out[i], glob = encoder.head_and_global(x, grid, history=history, proxy=proxy)
-            elif i in wanted:
-                out[i] = encoder.head_block(x, grid, history=history, proxy=proxy)
-            elif with_global:
-                glob = encoder.global_embedding(block(x))
-            break
-        if i > max(wanted) and not with_global and history is None:
-            break
-        a = block.ls_1(block.attention(q_x=block.ln_1(x)))
-        if i in wanted:
-            out[i] = a
-        x = x + a
-        x = x + block.ls_2(block.mlp(block.ln_2(x)))
-    return out, grid, glob
+    if encoder.head.second:  # ProxyCLIP: its features must lie on CLIP's grid to be fused with the levels
+        grid, proxy_grid = encoder.embed(images[:1])[1], tuple(encoder.proxy_features(images[:1]).shape[-2:])
+        if proxy_grid != tuple(grid):
+            raise OvssError(f"mlmp fuses CLIP's levels on its {grid[0]} x {grid[1]} grid; the {encoder.head.name} "
+                            f"head's second backbone gives {proxy_grid[0]} x {proxy_grid[1]}: pick a second backbone "
+                            "with CLIP's patch size (dino-vitb16 for a /16 CLIP) or another head")
+    # one forward of the encoder: attention outputs tapped from the intermediate blocks, the head's
+    # tokens from the last one, the global embedding from the same pass (shared ln_1 / qkv). The
+    # base class's forward, without prompts: MLMP's levels are CLIP's own (as before this hook).
+    out = DenseEncoder.forward(encoder, images, layers=[n - 1] if n - 1 in wanted else [],
+                               with_global=with_global, attention_taps=sorted(wanted - {n - 1}), shared_global=True,
+                               prompts=None)
+    tokens = dict(out.attention)
+    if n - 1 in wanted:
+        tokens[n - 1] = out.layers[n - 1]
+    return tokens, out.grid, out.global_embedding
 
 
 def patch_features(encoder: DenseEncoder, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

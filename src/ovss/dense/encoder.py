@@ -67,12 +67,15 @@ class DenseFeatures:
     patch: projected patch features, B x h x w x E (not normalised).
     global_embedding: CLIP's image embedding (B x E) from the unchanged last block, if asked for.
     layers: raw tokens (B x (1 + K + hw) x D) after the requested blocks, by block index.
+    attention: the attention outputs ``ls_1(attn(ln_1(x)))`` of the tapped blocks (not the last),
+    by block index: what MLMP reads from intermediate blocks.
     """
 
     patch: torch.Tensor
     grid: tuple[int, int]
     global_embedding: torch.Tensor | None = None
     layers: dict[int, torch.Tensor] = field(default_factory=dict)
+    attention: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 class DenseEncoder(nn.Module):
@@ -131,23 +134,30 @@ class DenseEncoder(nn.Module):
         layers: Sequence[int] = (),
         with_global: bool = False,
         prompts: Sequence[torch.Tensor | None] | None = None,
+        attention_taps: Sequence[int] = (),
+        shared_global: bool = False,
     ) -> DenseFeatures:
         """Encode a batch of windows (B x 3 x H x W, normalised) into dense features.
 
         ``layers``: block indices (0-based, negative from the end) whose output tokens are
         returned; the last block's output is the head's. ``prompts``: per-block learned tokens (K x D) inserted after the class token
         (deep visual prompts); ``None`` entries keep the previous block's prompts. Runs in the
-        encoder's precision (``autocast``).
+        encoder's precision (``autocast``). ``attention_taps``: blocks (not the last) whose attention
+        outputs are returned too (the block is run in its two residual steps, which is ``block(x)``
+        exactly). ``shared_global``: the global embedding from ``head_and_global`` (one pass for the
+        head and CLIP's last block, equal up to float rounding) instead of a second run of the block.
         """
         with self.autocast():
-            return self._forward(images, layers, with_global, prompts)
+            return self._forward(images, layers, with_global, prompts, attention_taps, shared_global)
 
-    def _forward(self, images, layers, with_global, prompts) -> DenseFeatures:
+    def _forward(self, images, layers, with_global, prompts, attention_taps=(), shared_global=False) -> DenseFeatures:
         proxy = self.proxy_features(images) if self.head.second else None
         x, grid = self.embed(images)
         n_blocks = len(self.blocks)
         wanted = {i % n_blocks for i in layers}
+        taps = {i % n_blocks for i in attention_taps} - {n_blocks - 1}
         out_layers: dict[int, torch.Tensor] = {}
+        attention: dict[int, torch.Tensor] = {}
         n_prompt = 0
         history: list[torch.Tensor] | None = [] if self.head.needs_history else None
         for i, block in enumerate(self.blocks):
@@ -158,8 +168,18 @@ class DenseEncoder(nn.Module):
             if history is not None:  # multi-level heads: prompt tokens take no part in them
                 history.append(torch.cat([x[:, :1], x[:, 1 + n_prompt:]], dim=1) if n_prompt else x)
             if i == n_blocks - 1:
-                dense = self.head_block(x, grid, n_prompt=n_prompt, history=history, proxy=proxy)
-                global_tokens = block(x) if with_global else None
+                glob = None
+                if with_global and shared_global:
+                    dense, glob = self.head_and_global(x, grid, n_prompt, history=history, proxy=proxy)
+                else:
+                    dense = self.head_block(x, grid, n_prompt=n_prompt, history=history, proxy=proxy)
+                    if with_global:
+                        glob = self.global_embedding(block(x), n_prompt)
+            elif i in taps:  # block(x), in its two residual steps, keeping the attention output
+                a = block.ls_1(block.attention(q_x=block.ln_1(x)))
+                attention[i] = a
+                x = x + a
+                x = x + block.ls_2(block.mlp(block.ln_2(x)))
             else:
                 x = block(x)
             if i in wanted:
@@ -168,8 +188,7 @@ class DenseEncoder(nn.Module):
         if proxy is not None:  # ProxyCLIP's features lie on the second backbone's grid
             grid = tuple(proxy.shape[-2:])
         patch = patch.reshape(x.shape[0], grid[0], grid[1], -1)
-        glob = self.global_embedding(global_tokens, n_prompt) if with_global else None
-        return DenseFeatures(patch=patch, grid=grid, global_embedding=glob, layers=out_layers)
+        return DenseFeatures(patch=patch, grid=grid, global_embedding=glob, layers=out_layers, attention=attention)
 
     def project(self, tokens: torch.Tensor) -> torch.Tensor:
         """ln_post then proj, token by token (the class token's path in CLIP)."""
