@@ -8,7 +8,6 @@ loss on the matched queries' F_Q and F_C against their classes' text embeddings.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -27,22 +26,11 @@ from .proxy import proxy_loss
 
 @torch.no_grad()
 def dense_features(segmenter, image: np.ndarray) -> torch.Tensor:
-    """Unit-norm CLIP patch features of a whole image (gh x gw x E), stitched from the preset's windows.
+    """Unit-norm CLIP patch features of a whole image (gh x gw x E), stitched from the preset's
+    windows (``segment.stitch_patch_features``: overlaps averaged patch by patch)."""
+    from ..segment import stitch_patch_features
 
-    Overlapping windows are averaged patch by patch, as the segmenter averages their logits.
-    """
-    enc = segmenter.set_image(image)
-    ph, pw = segmenter.model.patch_size
-    gh, gw = math.ceil(enc.input_size[0] / ph), math.ceil(enc.input_size[1] / pw)
-    feats = enc.features
-    total = feats.new_zeros(gh, gw, feats.shape[-1])
-    count = feats.new_zeros(gh, gw, 1)
-    for (y1, y2, x1, x2), f in zip(enc.boxes, feats):
-        r, c = round(y1 / ph), round(x1 / pw)
-        nh, nw = min(math.ceil((y2 - y1) / ph), gh - r), min(math.ceil((x2 - x1) / pw), gw - c)
-        total[r:r + nh, c:c + nw] += f[:nh, :nw]
-        count[r:r + nh, c:c + nw] += 1
-    return F.normalize(total / count.clamp_min(1), dim=-1)
+    return stitch_patch_features(segmenter.set_image(image), segmenter.model.patch_size)
 
 
 @dataclass

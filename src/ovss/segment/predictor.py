@@ -5,6 +5,7 @@ batch; ``predict`` turns the cached patch features into per-class scores for any
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -55,6 +56,23 @@ class SegmentationResult:
 
     def shares(self) -> dict[str, float]:
         return label_shares(self.labels, self.classes)
+
+
+def stitch_patch_features(enc, patch_size: tuple[int, int]) -> torch.Tensor:
+    """The windows' patch features of an encoded image as one gh x gw x E grid over the resized
+    image, overlapping windows averaged patch by patch, then normalised (``Segmenter`` averages
+    logits per pixel instead; OVSNet's decoder reads features on the patch grid)."""
+    ph, pw = patch_size
+    gh, gw = math.ceil(enc.input_size[0] / ph), math.ceil(enc.input_size[1] / pw)
+    feats = enc.features
+    total = feats.new_zeros(gh, gw, feats.shape[-1])
+    count = feats.new_zeros(gh, gw, 1)
+    for (y1, y2, x1, x2), f in zip(enc.boxes, feats):
+        r, c = round(y1 / ph), round(x1 / pw)
+        nh, nw = min(math.ceil((y2 - y1) / ph), gh - r), min(math.ceil((x2 - x1) / pw), gw - c)
+        total[r:r + nh, c:c + nw] += f[:nh, :nw]
+        count[r:r + nh, c:c + nw] += 1
+    return F.normalize(total / count.clamp_min(1), dim=-1)
 
 
 def label_shares(labels: torch.Tensor, classes: ClassList) -> dict[str, float]:
