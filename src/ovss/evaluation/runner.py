@@ -23,7 +23,7 @@ world))``; for adapting methods it keeps every adaptation batch identical to the
 run, so the summed confusion matrix is the same. Only rank 0 writes result files and shows the
 progress bar.
 
-Determinism: corruptions are keyed by image name (and the seed, for seeds other than 0); before every batch the random generators
+Determinism: corruptions are keyed by image name (and the --seed value, for values other than 0); before every batch the random generators
 (python, numpy, torch) are seeded from (seed, index of the batch's first image), so a resumed or
 distributed run draws the same numbers as an uninterrupted single-process one.
 """

@@ -1,6 +1,6 @@
 """ShapesWorld scenes: a layout of stuff bands with objects on them, plus exact labels and a caption.
 
-A scene is a pure function of its seed (and size): the layout is drawn first from the seed, then
+A scene is a pure function of its random seed (and size): the layout is drawn first from that number, then
 rendered in the requested style, so styles never change labels.
 
 Ignore rule: an object whose *visible* part (after occlusion and cropping by the frame) is smaller
