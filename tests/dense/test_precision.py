@@ -142,3 +142,21 @@ def test_mlmp_level_tokens_unchanged_by_the_shared_path(visual, windows):
         glob_ref = enc.global_embedding(enc.blocks[-1](x))
     torch.testing.assert_close(tokens[len(enc.blocks) - 1], alone[len(enc.blocks) - 1], rtol=0, atol=0)
     torch.testing.assert_close(glob, glob_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["tent", "mlmp"])
+def test_adaptation_runs_in_bf16_and_agrees_with_fp32(method):
+    """TTA under the bf16 mode (MLMP projects its fused levels in float32): labels as fp32's."""
+    from ovss import load_model
+    from ovss.adaptation import get_method
+    from ovss.segment import Segmenter
+    from ovss.world import make_scene
+
+    model = load_model()
+    image = make_scene(3, size=112).image
+    labels = {}
+    for precision in ("fp32", "bf16"):
+        seg = Segmenter(model, preset="mlmp", precision=precision)
+        torch.manual_seed(0)
+        labels[precision] = get_method(method, steps=2)(seg, [image], ["sky", "grass", "water"], [image.shape[:2]])[0]
+    assert (labels["fp32"] == labels["bf16"]).float().mean() > 0.99
