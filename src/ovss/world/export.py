@@ -71,6 +71,19 @@ def _classes_text() -> str:
     return "".join(", ".join((c,) + SYNONYMS[c]) + "\n" for c in CLASSES)
 
 
+def check_export_target(out_dir, n: int, split: str, what: str) -> Path:
+    """The checks every ShapesWorld export makes before it writes: at least one item, a split name
+    that is a plain word (it becomes a folder and a file name), and an output that is not a file."""
+    if n < 1:
+        raise OvssError(f"--n must be at least 1 (got {n})")
+    if not split or any(ch in split for ch in "/\\. "):
+        raise OvssError(f"split name {split!r} must be a plain word such as val or train")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OvssError(f"{out} is a file; choose a folder for {what}")
+    return out
+
+
 def write_dataset(out_dir: str | Path, n: int, style: str = "default", seed: int = 0,
                   split: str = "val", size: int | tuple[int, int] = 224,
                   progress: bool = True) -> Path:
@@ -81,13 +94,7 @@ def write_dataset(out_dir: str | Path, n: int, style: str = "default", seed: int
     """
     check_style(style)
     h, w = _size(size)
-    if n < 1:
-        raise OvssError(f"--n must be at least 1 (got {n})")
-    if not split or any(ch in split for ch in "/\\. "):
-        raise OvssError(f"split name {split!r} must be a plain word such as val or train")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OvssError(f"{out} is a file; choose a folder for the dataset")
+    out = check_export_target(out_dir, n, split, "the dataset")
     meta = {
         "format": "shapesworld",
         "world_version": WORLD_VERSION,

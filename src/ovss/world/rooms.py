@@ -362,20 +362,14 @@ def write_rooms(out_dir, n: int, split: str = "val", seed: int = 0, style: str =
     """
     from tqdm import tqdm
 
-    from .export import read_meta, scene_seed
+    from .export import check_export_target, read_meta, scene_seed
 
     check_style(style)
-    if n < 1:
-        raise OvssError(f"--n must be at least 1 (got {n})")
+    out = check_export_target(out_dir, n, split, "the rooms")
     if objects < 0 or frames < 1:
         raise OvssError(f"--objects must be 0 or more and --frames at least 1 (got {objects} and {frames})")
     if points < min_points(objects):
         raise OvssError(f"--points {points} is too few for {objects} objects; give at least {min_points(objects)}")
-    if not split or any(ch in split for ch in "/\\. "):
-        raise OvssError(f"split name {split!r} must be a plain word such as val or train")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OvssError(f"{out} is a file; choose a folder for the rooms")
     meta = {"format": FORMAT, "rooms_version": ROOMS_VERSION, "style": style, "seed": int(seed), "splits": {split: int(n)},
             "objects": int(objects), "frames": int(frames), "points": int(points),
             "frame_size": list(frame_size), "classes": list(CLASSES), "base_classes": list(BASE_CLASSES),
