@@ -84,3 +84,24 @@ class TestPamr:
             pamr(torch.rand(2, 3, 16, 16), torch.rand(1, 2, 16, 16))
         with pytest.raises(ValueError):
             pamr(torch.rand(1, 3, 16, 16), torch.rand(1, 2, 16, 16), dilations=(0,))
+
+    def test_one_step_by_hand(self):
+        """One step at dilation 1 on a constant image (all affinities 1/8): each pixel becomes the
+        mean of its 8 neighbours, borders replicated."""
+        logits = torch.arange(9.0).reshape(1, 1, 3, 3)
+        out = pamr(torch.ones(1, 3, 3, 3), logits, num_iter=1, dilations=(1,))
+        # centre: mean of the 8 others = (36 - 4) / 8; corner (0,0): neighbours 0,0,1 / 0,1 / 3,3,4
+        assert out[0, 0, 1, 1].item() == pytest.approx(4.0)
+        assert out[0, 0, 0, 0].item() == pytest.approx((0 + 0 + 1 + 0 + 1 + 3 + 3 + 4) / 8)
+
+    @pytest.mark.parametrize("band", [1, 7 * 3, 10**9])
+    def test_bands_of_rows_equal_the_whole_image_bit_for_bit(self, monkeypatch, band):
+        """The step runs a few rows at a time (for the cache); any band size gives the same bits."""
+        import ovss.segment.pamr as module
+
+        g = torch.Generator().manual_seed(0)
+        image, logits = torch.randn(2, 3, 37, 23, generator=g), torch.randn(2, 5, 19, 12, generator=g)
+        monkeypatch.setattr(module, "BAND_ELEMENTS", 10**9)
+        whole = pamr(image, logits, num_iter=3, dilations=(2, 4))
+        monkeypatch.setattr(module, "BAND_ELEMENTS", band)
+        assert torch.equal(pamr(image, logits, num_iter=3, dilations=(2, 4)), whole)

@@ -92,9 +92,31 @@ def pamr(
     offsets = [o for d in dilations for o in _offsets(d)]
     pad = max(dilations)
     for _ in range(num_iter):
-        padded = F.pad(mask, [pad] * 4, mode="replicate")
-        refined = torch.zeros_like(mask)
-        for p, offset in enumerate(offsets):  # accumulate: never holds C x P x H x W at once
-            refined = refined + affinity[:, p : p + 1] * _shifted(padded, pad, offset, size)
-        mask = refined
+        mask = _propagate(mask, affinity, offsets, pad)
     return mask.to(out_dtype)
+
+
+# Elements of one band of rows (all classes): 256 KiB of float32, so a band, its neighbours' rows and
+# the running sum stay in the CPU's L2 cache while the 8 x len(dilations) products are added.
+BAND_ELEMENTS = 65536
+
+
+def _propagate(mask: torch.Tensor, affinity: torch.Tensor, offsets: list[tuple[int, int]], pad: int) -> torch.Tensor:
+    """One PAMR step: every pixel's scores become the affinity-weighted sum of its neighbours'.
+
+    Why bands: over the whole image each of the 16 products streams the full B x C x H x W map
+    through memory; a few rows at a time keep it in cache (about 2 x faster on CPU). Every element
+    is the same sum in the same order (zero, then one product per offset), so the result is
+    identical to the whole-image computation, bit for bit.
+    """
+    h, w = mask.shape[-2:]
+    rows = max(1, BAND_ELEMENTS // max(1, mask.shape[0] * mask.shape[1] * w))
+    padded = F.pad(mask, [pad] * 4, mode="replicate")
+    refined = torch.empty_like(mask)
+    for y0 in range(0, h, rows):
+        y1 = min(h, y0 + rows)
+        total = torch.zeros_like(refined[..., y0:y1, :])
+        for p, (dy, dx) in enumerate(offsets):  # never holds C x P x H x W at once
+            total = total + affinity[:, p : p + 1, y0:y1] * padded[..., pad + dy + y0 : pad + dy + y1, pad + dx : pad + dx + w]
+        refined[..., y0:y1, :] = total
+    return refined
