@@ -1,5 +1,6 @@
-"""Evaluation: segmentation metrics (percentages, MMSegmentation conventions), IoU-single, and the
-benchmark: plan (scenarios), pipeline (data), store (results, resume), distributed, runner (the loop)."""
+"""Evaluation: segmentation metrics (percentages, MMSegmentation conventions), IoU-single, the
+evaluators and the one image loop (evaluator), and the benchmark: plan (scenarios), pipeline
+(data), store (results, resume), distributed, runner (scenarios through the loop)."""
 
 from .metrics import ConfusionMatrix, IoUSingle
 

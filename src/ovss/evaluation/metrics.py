@@ -104,7 +104,8 @@ class ConfusionMatrix:
             raise ValueError(f"a checkpoint of shape {counts.shape} does not fit {self.num_classes} classes")
         self._full[...] = counts
 
-    # the evaluator protocol (detectron2's DatasetEvaluator): reset / process / evaluate
+    # one pair at a time: process = update, evaluate = compute. The batch protocol the image loop
+    # uses (process(inputs, outputs)) is ``evaluator.SemSegEvaluator``, which wraps this matrix.
     def process(self, pred, target) -> None:
         self.update(pred, target)
 

@@ -10,6 +10,10 @@ Layout of a run folder ``RUN``::
 Each result JSON holds the metrics (mIoU, mAcc, aAcc, per-class IoU and Acc by class name, the
 C x C confusion matrix), the exact settings, the model, the versions and the timing.
 
+The images of a scenario go through ``evaluator.inference_on_dataset``, the one image loop every
+mIoU in ovss uses, into a ``SemSegEvaluator``; what is the runner's own (seeding before each
+batch, checkpoints, the save on an interruption, model timing) lives in the loop's hooks here.
+
 Resume: a scenario whose JSON exists with equal ``settings`` is skipped. While a scenario runs, the
 confusion matrix so far and the number of images done are saved every ``checkpoint_every`` images
 (``RUN/.partial/{dataset}/{method}/{stem}.npz``, plus a readable ``.json`` beside it), so a killed
@@ -45,7 +49,8 @@ from ..errors import OvssError
 from ..files import finite_or_none, write_json
 from ..segment import Segmenter, default_preset
 from .distributed import from_rank0, rank_indices, rank_world, setup_distributed, teardown_distributed
-from .metrics import ConfusionMatrix, all_reduce_sum
+from .evaluator import SemSegEvaluator, inference_on_dataset
+from .metrics import all_reduce_sum
 from .pipeline import ScenarioData, ScenarioLoaders, corruption_key, output_size, seed_everything
 from .plan import (
     PARTIAL_DIR, Scenario, check_method, check_severity, open_dataset, parse_corruptions, parse_seeds, protocol_classes,
@@ -186,47 +191,52 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
                   checkpoint_every: int, bar, model_info: dict, vers: dict) -> dict:
     rank, world = rank_world()
     classes, class_source = protocol_classes(ds, seg.preset)
-    cm = ConfusionMatrix(ds.num_classes, ds.ignore_index)
+    evaluator = SemSegEvaluator(ds.num_classes, ds.ignore_index, distributed=True)
     mine = rank_indices(len(ds), method.batch_size, rank, world)
     seconds = model_seconds = 0.0
     start = 0
-    if sc.resume is not None and restore_counts(cm, sc.resume["counts"]) and 0 < sc.start <= len(mine):
+    if sc.resume is not None and restore_counts(evaluator, sc.resume["counts"]) and 0 < sc.start <= len(mine):
         start = sc.start
         seconds, model_seconds = float(sc.resume["seconds"]), float(sc.resume["model_seconds"])
     else:
-        cm.reset()
+        evaluator.reset()
     loader = loaders.batches(ds, seg.preset, sc.corruption, sc.seed, mine[start:], method.batch_size)
     done, saved_at = start, start
     if hasattr(method, "reset_stats"):
         method.reset_stats()
     t0 = time.perf_counter()
-    counts_at_done = cm.state_dict()["counts"]  # the counts of the ``done`` images: what an interruption may save
+    state_at_done = evaluator.state_dict()  # the counts of the ``done`` images: what an interruption may save
+
+    # the loop is shared (evaluator.inference_on_dataset); seeding, checkpoints and the save on an
+    # interruption are this runner's, in these hooks and the ``except`` below
+    def before_batch(batch: list[dict]) -> None:
+        for item in batch:
+            if "error" in item:
+                raise OvssError(item["error"])
+        seed_everything(sc.seed, batch[0]["index"])
+
+    def predict(batch: list[dict]) -> list:
+        return method(seg, [b["image"] for b in batch], classes, [b["size"] for b in batch])
+
+    def after_batch(batch: list[dict], batch_model_seconds: float) -> None:
+        nonlocal done, saved_at, model_seconds, state_at_done
+        done += len(batch)
+        model_seconds += batch_model_seconds
+        state_at_done = evaluator.state_dict()
+        if done - saved_at >= checkpoint_every and done < len(mine):
+            save_partial(sc, evaluator, done, len(mine), seconds + time.perf_counter() - t0, model_seconds)
+            saved_at = done
+
     try:
-        for batch in loader:
-            for item in batch:
-                if "error" in item:
-                    raise OvssError(item["error"])
-            seed_everything(sc.seed, batch[0]["index"])
-            t = time.perf_counter()
-            labels = method(seg, [b["image"] for b in batch], classes, [b["size"] for b in batch])
-            model_seconds += time.perf_counter() - t
-            if len(labels) != len(batch):
-                raise RuntimeError(f"method {method.name} returned {len(labels)} label maps for {len(batch)} images")
-            for lab, item in zip(labels, batch):
-                cm.update(lab, item["label"])
-            done += len(batch)
-            counts_at_done = cm.state_dict()["counts"]
-            bar.update(len(batch))
-            if done - saved_at >= checkpoint_every and done < len(mine):
-                save_partial(sc, cm, done, len(mine), seconds + time.perf_counter() - t0, model_seconds)
-                saved_at = done
+        inference_on_dataset(loader, predict, evaluator, before_batch=before_batch, after_batch=after_batch, bar=bar,
+                             name=f"method {method.name}")
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep every image finished so far
-        if done > saved_at and restore_counts(cm, counts_at_done):
-            save_partial(sc, cm, done, len(mine), seconds + time.perf_counter() - t0, model_seconds)
+        if done > saved_at and restore_counts(evaluator, state_at_done["counts"]):
+            save_partial(sc, evaluator, done, len(mine), seconds + time.perf_counter() - t0, model_seconds)
         raise
     seconds += time.perf_counter() - t0
     images = int(all_reduce_sum(np.array([len(mine)], dtype=np.int64))[0])
-    cm.reduce_distributed()
+    cm = evaluator.summed()  # collective: every rank, once
     remove_partial(sc)
     if rank != 0:
         return {}

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..files import atomic_write, write_json
+from .evaluator import SemSegEvaluator
 from .metrics import ConfusionMatrix
 from .plan import Scenario
 
@@ -118,7 +119,8 @@ def conflict_message(out: Path, conflicts: list[tuple[Path, list[str]]]) -> str:
             "or replace those results (--overwrite)")
 
 
-def restore_counts(cm: ConfusionMatrix, counts: np.ndarray) -> bool:
+def restore_counts(cm: ConfusionMatrix | SemSegEvaluator, counts: np.ndarray) -> bool:
+    """Load checkpointed counts into ``cm``; False (``cm`` unchanged) when they do not fit its classes."""
     try:
         cm.load_state_dict({"counts": counts})
     except ValueError:
@@ -131,7 +133,7 @@ def partial_file(sc: Scenario, suffix: str) -> Path:
     return sc.partial.with_name(sc.partial.name + suffix)
 
 
-def save_partial(sc: Scenario, cm: ConfusionMatrix, done: int, total: int, seconds: float, model_seconds: float) -> None:
+def save_partial(sc: Scenario, cm: ConfusionMatrix | SemSegEvaluator, done: int, total: int, seconds: float, model_seconds: float) -> None:
     meta = {"settings": sc.settings, "done": done, "of": total, "seconds": seconds, "model_seconds": model_seconds}
     text = json.dumps(meta)
 

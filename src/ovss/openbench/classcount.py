@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ..data import CLASSNAMES_DIR, SegDataset, read_class_file
 from ..errors import OvssError
-from ..evaluation.metrics import ConfusionMatrix
+from ..evaluation.evaluator import EvaluatorsByKey, SemSegEvaluator, inference_on_dataset
 from ..text import ClassList
 
 Classes = list[list[str]]
@@ -67,18 +67,28 @@ def class_count_curve(
 
     base = [list(c) for c in dataset.classes]
     lists = {n: ClassList(tuple(tuple(c) for c in base + [[x] for x in extras[:n]])) for n in counts}
-    matrices = {n: ConfusionMatrix(dataset.num_classes, dataset.ignore_index) for n in counts}
-    for item in tqdm(dataset, desc="class count", unit="img", disable=not progress, total=len(dataset)):
-        h, w = item["image"].shape[:2]
-        size = output_size(segmenter.preset, h, w)
-        target = resize_label(item["label"], size)
-        segmenter.set_image(item["image"])
-        for n in counts:
-            labels = segmenter.predict(classes=lists[n], output_size=size).labels
-            matrices[n].update(labels.cpu().numpy(), target)  # an extra name's index is never correct
+    evaluator = EvaluatorsByKey({n: SemSegEvaluator(dataset.num_classes, dataset.ignore_index) for n in counts})
+
+    def items():
+        for item in dataset:
+            size = output_size(segmenter.preset, *item["image"].shape[:2])
+            yield [{"image": item["image"], "size": size, "label": resize_label(item["label"], size)}]
+
+    def predict(batch: list[dict]) -> list[dict]:
+        """Each image encoded once, then answered with every count's list; an extra name's index is never correct."""
+        out = []
+        for item in batch:
+            segmenter.set_image(item["image"])
+            out.append({n: segmenter.predict(classes=lists[n], output_size=item["size"]).labels.cpu().numpy()
+                        for n in counts})
+        return out
+
+    with tqdm(desc="class count", unit="img", disable=not progress, total=len(dataset)) as bar:
+        inference_on_dataset(items(), predict, evaluator, bar=bar, name="class count")
+    scores = evaluator.evaluate()
     rows = []
     for n in counts:
-        m = matrices[n].compute()
+        m = scores[n]
         rows.append({"extra_classes": n, "classes": len(lists[n]), "mIoU": m["mIoU"], "mAcc": m["mAcc"], "aAcc": m["aAcc"]})
     return {"dataset": dataset.spec.name, "root": str(dataset.root), "images": len(dataset),
             "extras": list(extras[: counts[-1]]), "rows": rows}

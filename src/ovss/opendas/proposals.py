@@ -102,7 +102,7 @@ def segments_miou(learner: PromptLearner, dataset, proposals: str = "gt", base: 
                   progress: bool = True, **context) -> dict:
     """mIoU / mAcc (percent) of naming ``proposals`` masks on a ``SegDataset``, plus mIoU over the
     base and the novel classes when ``base`` is given. ``context``: e.g. ``segmenter`` for ``dense``."""
-    from ..evaluation.metrics import ConfusionMatrix
+    from ..evaluation.evaluator import SemSegEvaluator, inference_on_dataset
     from ..text import parse_classes
 
     if proposals not in PROPOSALS:
@@ -120,12 +120,19 @@ def segments_miou(learner: PromptLearner, dataset, proposals: str = "gt", base: 
     context.setdefault("classes", parse_classes([list(c) for c in dataset.classes]))
     context.setdefault("ignore_index", dataset.ignore_index)
     text = learner.encode_names(names)
-    cm = ConfusionMatrix(len(names), dataset.ignore_index)
-    for i in tqdm(range(len(dataset)), desc=f"classify {proposals} proposals", unit="img", disable=not progress):
-        item = dataset[i]
-        masks = PROPOSALS[proposals](item["image"], item["label"], context)
-        cm.update(classify_proposals(learner, item["image"], masks, text), item["label"])
-    scores = cm.compute()
+
+    def predict(batch: list[dict]) -> list[np.ndarray]:
+        out = []
+        for item in batch:
+            masks = PROPOSALS[proposals](item["image"], item["label"], context)
+            out.append(classify_proposals(learner, item["image"], masks, text))
+        return out
+
+    evaluator = SemSegEvaluator(len(names), dataset.ignore_index)
+    with tqdm(desc=f"classify {proposals} proposals", unit="img", disable=not progress, total=len(dataset)) as bar:
+        inference_on_dataset(([dataset[i]] for i in range(len(dataset))), predict, evaluator, bar=bar,
+                             name=f"{proposals} proposals")
+    scores = evaluator.evaluate()
     result = {"proposals": proposals, "images": len(dataset), "mIoU": scores["mIoU"], "mAcc": scores["mAcc"],
               "aAcc": scores["aAcc"], "IoU": dict(zip(names, scores["IoU"]))}
     if base:

@@ -18,7 +18,7 @@ from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from ..data import IGNORE_INDEX, SegDataset, resize_label
-from ..evaluation.metrics import ConfusionMatrix
+from ..evaluation.evaluator import SemSegEvaluator, inference_on_dataset
 from ..text import ClassList
 from .decoder import OVSNet, OVSNetConfig
 from .proxy import proxy_loss
@@ -185,14 +185,17 @@ def evaluate(model: OVSNet, data: EncodedSet, classes: ClassList, text: torch.Te
              batch_size: int = 16) -> dict:
     """mIoU / mAcc / aAcc (percent) and per-class IoU on a cached dataset, predicting at label size."""
     n = len(classes)
-    cm = ConfusionMatrix(n)
     q2c = torch.tensor(classes.query_to_class)
-    for i in range(0, len(data.features), batch_size):
-        feats = data.features[i:i + batch_size].float().to(device)
-        labels = data.labels[i:i + batch_size]
-        size = labels[0].shape
-        scores = model.semantic(feats, text.to(device), q2c.to(device), n, seen, clip_scale, size, use_gfa)
-        for pred, lab in zip(scores.argmax(1).cpu().numpy(), labels):
-            cm.update(pred, lab)
-    m = cm.compute()
+    items = [{"features": data.features[i], "label": lab} for i, lab in enumerate(data.labels)]
+
+    def predict(batch: list[dict]) -> np.ndarray:
+        """Label maps at the size of the batch's first label (a cached set has one size)."""
+        feats = torch.stack([item["features"] for item in batch]).float().to(device)
+        scores = model.semantic(feats, text.to(device), q2c.to(device), n, seen, clip_scale, batch[0]["label"].shape, use_gfa)
+        return scores.argmax(1).cpu().numpy()
+
+    evaluator = SemSegEvaluator(n)
+    inference_on_dataset((items[i:i + batch_size] for i in range(0, len(items), batch_size)), predict, evaluator,
+                         name="OVSNet")
+    m = evaluator.evaluate()
     return {"mIoU": m["mIoU"], "mAcc": m["mAcc"], "aAcc": m["aAcc"], "IoU": dict(zip(classes.names, m["IoU"]))}

@@ -53,21 +53,27 @@ def validation_scenes(n: int, seed: int = EVAL_SEED, style: str = "default", siz
 def dense_miou(model, n: int = 50, head: str = "naclip", preset: str = "shapesworld", seed: int = EVAL_SEED,
                style: str = "default", corruption: str | None = None, severity: int = 5) -> dict:
     """mIoU etc. (%) of a dense head over ``n`` held-out validation scenes, all classes queried."""
-    from ..evaluation.metrics import ConfusionMatrix
+    from ..evaluation.evaluator import SemSegEvaluator, inference_on_dataset
     from ..segment import Segmenter
 
     seg = Segmenter(model, head=head, preset=preset)
     classes = class_list()
-    cm = ConfusionMatrix(len(CLASSES))
-    for i, scene in enumerate(validation_scenes(n, seed, style)):
-        image = scene.image
-        if corruption and corruption != "original":
-            from ..corruptions import corrupt
 
-            image = corrupt(image, corruption, severity, key=f"val/{i}")
-        out = seg.predict(image, classes)
-        cm.update(out.labels.cpu().numpy(), scene.labels)
-    return cm.compute()
+    def batches():
+        for i, scene in enumerate(validation_scenes(n, seed, style)):
+            image = scene.image
+            if corruption and corruption != "original":
+                from ..corruptions import corrupt
+
+                image = corrupt(image, corruption, severity, key=f"val/{i}")
+            yield [{"image": image, "label": scene.labels}]
+
+    def predict(batch: list[dict]) -> list:
+        return [seg.predict(item["image"], classes).labels.cpu().numpy() for item in batch]
+
+    evaluator = SemSegEvaluator(len(CLASSES))
+    inference_on_dataset(batches(), predict, evaluator, name=f"head {head}")
+    return evaluator.evaluate()
 
 
 def quality_report(model, n: int = 50, heads=("clip", "maskclip", "sclip", "clearclip", "naclip"),

@@ -1,0 +1,172 @@
+"""One image loop for every mIoU in ovss: evaluators that accumulate, and the loop that feeds them.
+
+The protocol follows the idea of detectron2's ``DatasetEvaluator`` / ``inference_on_dataset``:
+what is predicted and how it is scored are kept apart, so the benchmark runner, the class-count
+curve, the world's quality checks, OVSNet and OpenDAS share one loop instead of five copies of
+"for every image: predict, update a confusion matrix".
+
+* An **item** is a dict describing one image (its ``"image"``, features, ``"label"`` ...); a
+  **batch** is a list of items; ``predict(batch)`` returns one **output** per item (a label map,
+  or for ``EvaluatorsByKey`` a dict key -> label map).
+* A ``DatasetEvaluator`` accumulates over ``process(inputs, outputs)`` calls and reports with
+  ``evaluate()``. ``state_dict`` / ``load_state_dict`` capture the accumulated counts exactly, so
+  a checkpoint resumes to the numbers of an uninterrupted pass.
+* ``inference_on_dataset`` is the loop. It does not evaluate at the end: the runner must sum the
+  counts over ranks once and write the matrix, and an interrupted run must not evaluate at all;
+  callers call ``evaluator.evaluate()`` (or ``SemSegEvaluator.summed``) themselves.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .metrics import ConfusionMatrix
+
+__all__ = ["DatasetEvaluator", "SemSegEvaluator", "EvaluatorsByKey", "inference_on_dataset"]
+
+
+class DatasetEvaluator:
+    """Accumulates scores over batches of (items, outputs); subclasses fill in the five methods."""
+
+    def reset(self) -> None:
+        """Forget everything processed so far."""
+        raise NotImplementedError
+
+    def process(self, inputs: Sequence[dict], outputs: Sequence) -> None:
+        """Add a batch: ``outputs[i]`` is the prediction for ``inputs[i]``."""
+        raise NotImplementedError
+
+    def evaluate(self) -> dict:
+        """The scores of everything processed so far (does not change the accumulated state)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """A copy of the accumulated state, enough for ``load_state_dict`` to continue exactly."""
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replace the accumulated state by a ``state_dict``; ValueError if it does not fit."""
+        raise NotImplementedError
+
+
+class SemSegEvaluator(DatasetEvaluator):
+    """mIoU / mAcc / aAcc (``ConfusionMatrix``, MMSegmentation's conventions) of label maps.
+
+    ``label_key``: the item key holding the ground truth (same shape as the output). With
+    ``distributed`` True, ``evaluate`` and ``summed`` sum the counts over the torch.distributed
+    ranks (``ConfusionMatrix.reduce_distributed``); they are then collective calls, to be made on
+    every rank. The accumulated counts themselves stay this rank's own, so a checkpoint saved after
+    an evaluation still holds only this rank's shard.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, label_key: str = "label",
+                 distributed: bool = False) -> None:
+        self.confusion = ConfusionMatrix(num_classes, ignore_index)
+        self.label_key = label_key
+        self.distributed = bool(distributed)
+
+    def reset(self) -> None:
+        self.confusion.reset()
+
+    def process(self, inputs: Sequence[dict], outputs: Sequence) -> None:
+        for item, labels in zip(inputs, outputs, strict=True):
+            self.confusion.update(labels, item[self.label_key])
+
+    def summed(self) -> ConfusionMatrix:
+        """A copy of the matrix, summed over the ranks when ``distributed`` (collective then)."""
+        total = ConfusionMatrix(self.confusion.num_classes, self.confusion.ignore_index)
+        total.load_state_dict(self.confusion.state_dict())
+        if self.distributed:
+            total.reduce_distributed()
+        return total
+
+    def evaluate(self) -> dict:
+        """``ConfusionMatrix.compute`` of ``summed()``: mIoU, mAcc, aAcc, per-class IoU and Acc."""
+        return self.summed().compute()
+
+    def state_dict(self) -> dict:
+        return self.confusion.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.confusion.load_state_dict(state)
+
+
+class EvaluatorsByKey(DatasetEvaluator):
+    """Several evaluators over the same items, one per key; each output is a dict key -> prediction.
+
+    Why: the class-count curve encodes an image once and predicts it with several class lists;
+    each list's predictions must land in its own confusion matrix.
+    """
+
+    def __init__(self, evaluators: Mapping[Any, DatasetEvaluator]) -> None:
+        self.evaluators = dict(evaluators)
+
+    def reset(self) -> None:
+        for ev in self.evaluators.values():
+            ev.reset()
+
+    def process(self, inputs: Sequence[dict], outputs: Sequence[Mapping]) -> None:
+        for out in outputs:
+            missing = [k for k in self.evaluators if k not in out]
+            if missing:
+                raise KeyError(f"an output has no prediction for key(s) {missing}; it has {list(out)}")
+        for key, ev in self.evaluators.items():
+            ev.process(inputs, [out[key] for out in outputs])
+
+    def evaluate(self) -> dict:
+        return {key: ev.evaluate() for key, ev in self.evaluators.items()}
+
+    def state_dict(self) -> dict:
+        return {key: ev.state_dict() for key, ev in self.evaluators.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        missing = [k for k in self.evaluators if k not in state]
+        if missing:
+            raise ValueError(f"a checkpoint without the key(s) {missing}")
+        for key, ev in self.evaluators.items():
+            ev.load_state_dict(state[key])
+
+
+def inference_on_dataset(
+    batches: Iterable[Sequence[dict]],
+    predict: Callable[[Sequence[dict]], Sequence],
+    evaluator: DatasetEvaluator,
+    *,
+    before_batch: Callable[[Sequence[dict]], None] | None = None,
+    after_batch: Callable[[Sequence[dict], float], None] | None = None,
+    bar=None,
+    name: str = "predict",
+) -> int:
+    """Predict every batch and give (batch, outputs) to ``evaluator``; returns the images done.
+
+    Per batch: ``before_batch(batch)``, then ``predict(batch)`` (timed), then a check that it
+    returned one output per item (RuntimeError naming ``name`` otherwise: a method that drops or
+    adds images would silently shift every score), then ``evaluator.process``, ``bar.update(len)``
+    (a tqdm bar, if given) and ``after_batch(batch, model_seconds)`` with the seconds ``predict``
+    took on that batch.
+
+    Why hooks: what differs between callers stays with them. The benchmark runner seeds the random
+    generators before each batch (so a resumed or distributed run draws the same numbers),
+    checkpoints the counts every N images, and saves them when interrupted; those are the runner's
+    policies, done in its hooks and its own ``try``, not in this loop. The loop keeps no state of
+    its own; an exception inside ``evaluator.process`` may leave part of a batch counted, which is
+    why the runner keeps the ``state_dict`` of its last whole batch (``after_batch``) and saves
+    that one when interrupted.
+    """
+    done = 0
+    for batch in batches:
+        batch = list(batch)
+        if before_batch is not None:
+            before_batch(batch)
+        t = time.perf_counter()
+        outputs = predict(batch)
+        seconds = time.perf_counter() - t
+        if len(outputs) != len(batch):
+            raise RuntimeError(f"{name} returned {len(outputs)} outputs for {len(batch)} images")
+        evaluator.process(batch, outputs)
+        done += len(batch)
+        if bar is not None:
+            bar.update(len(batch))
+        if after_batch is not None:
+            after_batch(batch, seconds)
+    return done
