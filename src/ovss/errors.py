@@ -3,8 +3,24 @@
 A user mistake (missing file, unknown head, bad class list) raises ``OvssError``; the command line
 prints its one-line message and exits non-zero, without a traceback. Anything else is a bug and
 keeps its traceback.
+
+The library speaks of values, not command-line flags: a Python caller never typed ``--workers``.
+A message names the value by its Python keyword (``workers must be 0 or more, got -1``) and
+``param`` says which keyword that is, so ``ovss.cli`` can print the flag instead
+(``--workers must be 0 or more, got -1``) without the library knowing any flag.
 """
+from __future__ import annotations
 
 
 class OvssError(Exception):
-    """A problem the user can fix; the message names the problem and the fix in one line."""
+    """A problem the user can fix; the message names the problem and the fix in one line.
+
+    ``param``: the Python keyword the message is about (e.g. ``"workers"``), or None.
+    """
+
+    def __init__(self, message: str = "", param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+    def __reduce__(self):  # keep ``param`` across pickling (errors raised in worker processes)
+        return (self.__class__, (str(self), self.param))

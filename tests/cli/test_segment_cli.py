@@ -57,7 +57,7 @@ class TestSegmentCommand:
         (["--classes", "cat", "--head", "nohead"], "unknown head 'nohead'"),
         (["--classes", "cat", "--preset", "nopreset"], "unknown preset 'nopreset'"),
         (["--classes", "cat", "--model", "ViT-Z-1"], "unknown model"),
-        ([], "no classes given"),
+        ([], "no class names given; pass --classes 'cat, sofa' or a class file"),
     ])
     def test_user_mistakes_are_one_line(self, images, tmp_path, capsys, args, msg):
         base = ["segment", str(images / "rgb.jpg"), "--out", str(tmp_path / "o")]

@@ -98,7 +98,7 @@ def test_tta_refuses_int8():
 
     seg = Segmenter(load_model(), preset="shapesworld", precision="int8")
     image = np.zeros((32, 32, 3), dtype=np.uint8)
-    with pytest.raises(OvssError, match="int8 is for inference only"):
+    with pytest.raises(OvssError, match="precision='int8' is for inference only"):
         get_method("tent")(seg, [image], "a, b", [(32, 32)])
 
 

@@ -233,8 +233,9 @@ def small_spec(monkeypatch):
 
 class TestLoading:
     def test_weights_are_required(self):
-        with pytest.raises(OvssError, match="--vfm-weights"):
+        with pytest.raises(OvssError, match="pass second_weights=PATH") as e:
             load_second_backbone("dino-vitb8", None)
+        assert e.value.param == "second_weights"
 
     def test_unknown_name_and_missing_file(self, tmp_path, small_spec):
         with pytest.raises(OvssError, match="unknown second backbone"):
@@ -279,7 +280,7 @@ class TestLoading:
 
 class TestSegmenterAndCli:
     def test_segmenter_records_the_second_backbone(self, tiny_random, small_spec):
-        with pytest.raises(OvssError, match="--vfm-weights"):
+        with pytest.raises(OvssError, match="second_weights"):
             Segmenter(tiny_random, head="proxyclip", preset="shapesworld")
         seg = Segmenter(tiny_random, head="proxyclip", preset="shapesworld", second_backbone="test-small",
                         second_weights="none")

@@ -66,7 +66,7 @@ class TestRunAndResume:
         again = run_benchmark(tiny_random, [("shapesworld", world)], out, corruptions="gaussian_noise", **FAST)
         assert seen == [] and len(again) == 2
         # another severity: the folder holds one configuration, so the run stops and names the difference
-        with pytest.raises(OvssError, match=r"another configuration \(severity: 5 -> 3\).*--overwrite"):
+        with pytest.raises(OvssError, match=r"another configuration \(severity: 5 -> 3\).*\(overwrite=True\)"):
             run_benchmark(tiny_random, [("shapesworld", world)], out, corruptions="gaussian_noise", severity=3, **FAST)
         assert seen == []
         # with overwrite: only the corrupted scenario runs again (original has no severity)

@@ -81,7 +81,7 @@ def test_builder_errors(tmp_path, stub_similarity):
         build_openbench([src], TRAIN, stub_similarity, 0.2, 0.9, tmp_path / "out", progress=False)
     with pytest.raises(OvssError, match="merge rule for 'tiger'"):
         build_openbench([src], TRAIN, stub_similarity, 0.5, 0.9, tmp_path / "out", merge={"tiger": "cat"}, progress=False)
-    with pytest.raises(OvssError, match="raise --sigma2"):
+    with pytest.raises(OvssError, match="raise sigma2"):
         build_openbench([src], TRAIN, stub_similarity, 0.5, 0.1, tmp_path / "out", progress=False)
     bad = tmp_path / "bad.txt"
     bad.write_text("lion = cat\n")

@@ -67,5 +67,5 @@ def test_load_errors_are_one_line(tiny, tmp_path):
         load_prompts(tmp_path / "missing.safetensors", tiny)
     path = save_prompts(tmp_path / "p.safetensors", PromptLearner(tiny, 0, 0, 4, 1))
     (tmp_path / "p.json").write_text((tmp_path / "p.json").read_text().replace('"ovss-tiny"', '"ViT-B-16"'))
-    with pytest.raises(OvssError, match="learned on model ViT-B-16, not ovss-tiny; pass --model ViT-B-16"):
+    with pytest.raises(OvssError, match="learned on ViT-B-16, not ovss-tiny; load it with model='ViT-B-16'"):
         load_prompts(path, tiny)

@@ -63,7 +63,7 @@ def test_checkpoint_of_other_settings_is_refused(tiny, tiny_segments, tmp_path):
 def test_user_errors(tiny, tiny_segments):
     with pytest.raises(OvssError, match="base class 'tree' is not a class"):
         train_prompts(tiny, get_prompt_method("coop"), tiny_segments, ["sky", "tree"], cfg=_cfg(), progress=False)
-    with pytest.raises(OvssError, match="--epochs must be at least 1"):
+    with pytest.raises(OvssError, match="^epochs must be at least 1, got 0$"):
         PromptTrainConfig(epochs=0).check()
 
 
@@ -76,5 +76,5 @@ def test_proxy_calibration_joins_the_loss(tiny, tiny_segments):
     assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), again.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), calibrated.parameters()))
     assert all(torch.isfinite(p).all() for p in calibrated.parameters()) and state["done"]
-    with pytest.raises(OvssError, match="--proxy-weight must not be negative"):
+    with pytest.raises(OvssError, match="^proxy_weight must not be negative"):
         PromptTrainConfig(proxy_weight=-1).check()

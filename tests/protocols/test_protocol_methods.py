@@ -83,7 +83,7 @@ class TestProtocolHparams:
         assert got == {"tent": {"lr": 1e-4, "templates": "seven"}, "watt": {"rounds": 3, "parallel": True}}
         with pytest.raises(OvssError, match="must look like METHOD.NAME=VALUE"):
             parse_method_args("lr=1e-4", ["tent"])
-        with pytest.raises(OvssError, match="names 'mlmp', which is not in --methods"):
+        with pytest.raises(OvssError, match=r"names 'mlmp', which is not among the methods \(tent\)"):
             parse_method_args("mlmp.steps=2", ["tent"])
 
 

@@ -74,13 +74,14 @@ def test_cli_make(tmp_path, capsys):
 @pytest.mark.parametrize("argv,msg", [
     (["--style", "cartoon"], "valid styles: default, night, sketch"),
     (["--size", "big"], "--size"),
-    (["--n", "0"], "--n"),
+    (["--n", "0"], "--n must be at least 1 (got 0)"),
 ])
-def test_cli_user_errors(tmp_path, argv, msg):
-    args = _parser().parse_args(["world", "make", "--out", str(tmp_path / "d"), "--n", "2", *argv])
-    with pytest.raises(OvssError, match=msg) as e:
-        args.func(args)
-    assert "\n" not in str(e.value)
+def test_cli_user_errors(tmp_path, capsys, argv, msg):
+    from ovss.cli import main
+
+    assert main(["world", "make", "--out", str(tmp_path / "d"), "--n", "2", *argv]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and err.startswith("ovss: error: ")
     assert not (tmp_path / "d" / "meta.json").exists()
 
 

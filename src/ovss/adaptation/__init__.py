@@ -73,9 +73,10 @@ def parse_method_args(text: str | None, methods: list[str]) -> dict[str, dict]:
         method, dot, name = key.strip().partition(".")
         method, name = method.strip().lower(), name.strip()
         if not eq or not dot or not method or not name:
-            raise OvssError(f"--method-args item '{item}' must look like METHOD.NAME=VALUE, e.g. tent.lr=1e-4")
+            raise OvssError(f"method_args item '{item}' must look like METHOD.NAME=VALUE, e.g. tent.lr=1e-4", param="method_args")
         if method not in out:
-            raise OvssError(f"--method-args names '{method}', which is not in --methods ({', '.join(methods)})")
+            raise OvssError(f"method_args names '{method}', which is not among the methods ({', '.join(methods)})",
+                            param="method_args")
         try:
             out[method][name] = json.loads(value.strip())
         except ValueError:

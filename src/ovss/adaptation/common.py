@@ -84,8 +84,8 @@ class WindowBatch:
 def prepare_batch(segmenter, images: list) -> WindowBatch:
     """Resize, normalise and cut every image into the preset's windows, grouped by window size."""
     if getattr(segmenter, "sfr", None) is not None:  # SFR runs in Segmenter.predict, which TTA does not call
-        raise OvssError("test-time adaptation does not run ResCLIP's semantic feedback; use --preset resclip-rcs, "
-                        "ResCLIP without it")
+        raise OvssError("test-time adaptation does not run ResCLIP's semantic feedback; use preset='resclip-rcs', "
+                        "ResCLIP without it", param="preset")
     encoded, by_shape, slices = [], {}, []
     parts: list[list[torch.Tensor]] = []
     for image in images:
@@ -228,8 +228,8 @@ class TestTimeAdaptation(AdaptationMethod):
         if self.logit_scale_setting == "checkpoint":
             self.logit_scale = checkpoint_logit_scale(segmenter.model)
         if getattr(segmenter, "precision", "fp32") == "int8":
-            raise OvssError(f"{self.name}: --precision int8 is for inference only (its quantised matmuls have no "
-                            "gradient); use bf16 or fp32 with test-time adaptation")
+            raise OvssError(f"{self.name}: precision='int8' is for inference only (its quantised matmuls have no "
+                            "gradient); use bf16 or fp32 with test-time adaptation", param="precision")
         device = segmenter.device
         batch = prepare_batch(segmenter, images)
         params = self.trainable(segmenter)

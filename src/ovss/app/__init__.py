@@ -25,9 +25,9 @@ def serve(model_name: str | None = None, pretrained: str | None = None, device: 
     if prompts is not None and not os.path.isfile(prompts):
         raise OvssError(f"prompts file not found: {prompts} (pass RUN/prompts.safetensors from ovss adapt train)")
     if max_upload_mb <= 0:
-        raise OvssError(f"--max-upload-mb must be positive (got {max_upload_mb})")
+        raise OvssError(f"max_upload_mb must be positive (got {max_upload_mb})", param="max_upload_mb")
     if max_pixels is not None and max_pixels < 1:
-        raise OvssError(f"--max-pixels must be positive (got {max_pixels})")
+        raise OvssError(f"max_pixels must be positive (got {max_pixels})", param="max_pixels")
     check_port(host, port)
     from ..model import load_model
 
@@ -43,9 +43,10 @@ def check_port(host: str, port: int) -> None:
     from ..errors import OvssError
 
     if not 0 < port < 65536:
-        raise OvssError(f"--port must be between 1 and 65535 (got {port})")
+        raise OvssError(f"port must be between 1 and 65535 (got {port})", param="port")
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
             s.bind((host, port))
     except OSError as e:
-        raise OvssError(f"cannot serve on {host}:{port} ({e.strerror or e}); choose another --port or --host") from None
+        raise OvssError(f"cannot serve on {host}:{port} ({e.strerror or e}); choose another port or host",
+                        param="port") from None

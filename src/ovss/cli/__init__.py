@@ -1,7 +1,8 @@
 """The ``ovss`` command line: one sub-command per job.
 
 Each command module exposes ``add_parser(subparsers)``; the parser it adds sets ``func`` to the
-function that runs the command. Errors the user can fix (``OvssError``) print one line and exit 2.
+function that runs the command. Errors the user can fix (``OvssError``) print one line and exit 2;
+a library error about a Python keyword (``err.param``) names the running command's flag instead.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import sys
 
 from ..errors import OvssError
+from .common import flag_message
 
 # module name -> sub-command modules, in the order ``ovss --help`` lists them
 COMMAND_MODULES = ("segment", "models", "world", "data", "bench", "concepts", "openbench", "adapt", "ovsnet", "scene3d", "app")
@@ -33,6 +35,17 @@ def _all_parsers(parser: argparse.ArgumentParser):
         if isinstance(action, argparse._SubParsersAction):
             for child in dict.fromkeys(action.choices.values()):
                 yield from _all_parsers(child)
+
+
+def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the command ``args`` ran (``ovss world make`` -> the ``make`` parser): every
+    sub-command level stores its choice under its own ``dest`` (``command``, ``world_verb``, ...)."""
+    while True:
+        subs = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = subs.choices.get(getattr(args, subs.dest, None)) if subs is not None else None
+        if chosen is None:
+            return parser
+        parser = chosen
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except OvssError as e:
-        print(f"ovss: error: {e}", file=sys.stderr)
+        print(f"ovss: error: {flag_message(e, command_parser(parser, args))}", file=sys.stderr)
         return 2
     except Terminated:
         print("ovss: terminated (SIGTERM); finished results are kept and a rerun resumes", file=sys.stderr)

@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--severity", type=int, default=5, help="corruption severity 1..5 (default: 5)")
     p.add_argument("--head", default=None, help="dense head (default: the preset's)")
     p.add_argument("--vfm", default=None, help="second backbone for heads that use one (proxyclip): dino-vitb8, dino-vitb16")
-    p.add_argument("--vfm-weights", default=None, metavar="PATH",
+    p.add_argument("--vfm-weights", dest="second_weights", default=None, metavar="PATH",
                    help="its checkpoint (e.g. dino_vitbase8_pretrain.pth), or 'none' for random weights (cost figures only)")
     p.add_argument("--preset", default=None,
                    help="inference protocol (default: shapesworld for the embedded model on shapesworld, else naclip)")
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             model, datasets, args.out, split=args.split, corruptions=corruptions, severity=severity,
             methods=methods, seeds=seeds, limit=args.limit, workers=args.workers, head=args.head,
             preset=args.preset, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-            prompts=prompts, overwrite=args.overwrite, second_backbone=args.vfm, second_weights=args.vfm_weights, precision=args.precision,
+            prompts=prompts, overwrite=args.overwrite, second_backbone=args.vfm, second_weights=args.second_weights, precision=args.precision,
         )
         if rank == 0:
             text = write_report(args.out)

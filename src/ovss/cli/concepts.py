@@ -70,6 +70,11 @@ def llm_from_args(args: argparse.Namespace):
 
     if not args.llm_endpoint:
         raise OvssError("--llm-model needs --llm-endpoint URL (an OpenAI-compatible API base)")
+    # the client's own checks speak of its keywords (model, timeout), which are other flags here
+    if not args.llm_model:
+        raise OvssError("--llm-endpoint needs --llm-model NAME (the model name as the server lists it)")
+    if args.llm_timeout <= 0:
+        raise OvssError(f"--llm-timeout must be positive (got {args.llm_timeout})")
     key = args.llm_api_key or os.environ.get("OVSS_LLM_API_KEY")
     return LLMClient(args.llm_endpoint, args.llm_model, key, args.llm_timeout, args.llm_cache)
 
@@ -77,8 +82,13 @@ def llm_from_args(args: argparse.Namespace):
 def source_from_args(args: argparse.Namespace, class_names=None):
     from ..concepts import make_source
 
+    llm = llm_from_args(args)
+    if llm is None and "llm" in (args.concepts, args.abstract):
+        what = "the llm source needs an endpoint" if args.concepts == "llm" else "--abstract llm needs an LLM"
+        raise OvssError(f"{what}: pass --llm-endpoint URL and --llm-model NAME "
+                        "(or set OVSS_LLM_ENDPOINT and OVSS_LLM_MODEL)")
     return make_source(args.concepts or "cooc", class_names=class_names, dictionary=args.concepts_dict,
-                       gamma=args.gamma, delta=args.delta, abstract=args.abstract, llm=llm_from_args(args))
+                       gamma=args.gamma, delta=args.delta, abstract=args.abstract, llm=llm)
 
 
 def _check_thresholds(args: argparse.Namespace) -> None:

@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", default=None, help="inference protocol: sclip, naclip, clearclip, gem, scclip, resclip-rcs, proxyclip, mlmp, shapesworld (default: shapesworld for the embedded model, else naclip)")
     p.add_argument("--dataset", default=None, help="apply the preset's settings for this dataset (e.g. voc21)")
     p.add_argument("--vfm", default=None, help="second backbone for heads that use one (proxyclip): dino-vitb8, dino-vitb16")
-    p.add_argument("--vfm-weights", default=None, metavar="PATH",
+    p.add_argument("--vfm-weights", dest="second_weights", default=None, metavar="PATH",
                    help="its checkpoint (e.g. dino_vitbase8_pretrain.pth), or 'none' for random weights (cost figures only)")
     p.add_argument("--prob-thd", type=float, default=None, help="pixels below this class probability become class 0")
     p.add_argument("--pamr", action="store_true", default=None, help="refine with PAMR")
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         prompts = load_prompt_addition(args.prompts, model)
     seg = Segmenter(
         model, head=args.head, preset=args.preset or default_preset(model, args.dataset), dataset=args.dataset,
-        prob_thd=args.prob_thd, pamr=args.pamr, prompts=prompts, second_backbone=args.vfm, second_weights=args.vfm_weights,
+        prob_thd=args.prob_thd, pamr=args.pamr, prompts=prompts, second_backbone=args.vfm, second_weights=args.second_weights,
         precision=args.precision,
     )
     open_world = None

@@ -27,7 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Write N ShapesWorld scenes (images, label PNGs, captions) to a folder; "
                     "rerunning resumes an interrupted run.",
     )
-    make.add_argument("--out", required=True, help="output folder")
+    make.add_argument("--out", dest="out_dir", metavar="DIR", required=True, help="output folder")
     make.add_argument("--n", type=int, required=True, help="number of images")
     make.add_argument("--style", default="default", help="default, night or sketch (default: default)")
     make.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
@@ -41,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "(OUT/SPLIT/room_*/scene.ply, color/, depth/, pose/, intrinsic/, instance_ids.npy, "
                     "instances.json); rerunning resumes an interrupted run.",
     )
-    make3d.add_argument("--out", required=True, help="output folder")
+    make3d.add_argument("--out", dest="out_dir", metavar="DIR", required=True, help="output folder")
     make3d.add_argument("--n", type=int, required=True, help="number of rooms")
     make3d.add_argument("--split", default="val", help="split name (default: val)")
     make3d.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
@@ -108,7 +108,7 @@ def run_make(args: argparse.Namespace) -> int:
 
     check_style(args.style)
     size = parse_size(args.size)
-    out = write_dataset(args.out, args.n, style=args.style, seed=args.seed, split=args.split, size=size)
+    out = write_dataset(args.out_dir, args.n, style=args.style, seed=args.seed, split=args.split, size=size)
     print(f"ShapesWorld: {args.n} {args.style} images of split {args.split!r} in {out}")
     return 0
 
@@ -118,7 +118,7 @@ def run_make3d(args: argparse.Namespace) -> int:
 
     size = parse_size(args.size)
     size = (size, size) if isinstance(size, int) else size
-    out = write_rooms(args.out, args.n, split=args.split, seed=args.seed, style=args.style, objects=args.objects,
+    out = write_rooms(args.out_dir, args.n, split=args.split, seed=args.seed, style=args.style, objects=args.objects,
                       frames=args.frames, points=args.points, frame_size=size, progress=not args.no_progress)
     print(f"ShapesWorld-3D: {args.n} {args.style} rooms of split {args.split!r} in {out}")
     return 0

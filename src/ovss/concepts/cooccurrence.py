@@ -92,9 +92,9 @@ def build_dictionary(
     from tqdm import tqdm
 
     if min_count < 1:
-        raise OvssError(f"--min-count must be at least 1 (got {min_count})")
+        raise OvssError(f"min_count must be at least 1 (got {min_count})", param="min_count")
     if not 0.0 <= min_frequency < 1.0:
-        raise OvssError(f"--min-frequency must be in [0, 1) (got {min_frequency})")
+        raise OvssError(f"min_frequency must be in [0, 1) (got {min_frequency})", param="min_frequency")
     counts: Counter[str] = Counter()
     pairs: dict[str, Counter[str]] = defaultdict(Counter)
     n = 0

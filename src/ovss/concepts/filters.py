@@ -37,7 +37,7 @@ ABSTRACT_WORDS: frozenset[str] = frozenset(
 )
 
 _INSTALL = ("install WordNet with `apt-get install --no-install-recommends wordnet-base` or "
-            "`pip install nltk && python -m nltk.downloader wordnet`, or use --abstract list")
+            "`pip install nltk && python -m nltk.downloader wordnet`, or use abstract='list'")
 
 
 class WordNet:
@@ -49,11 +49,11 @@ class WordNet:
             with zipfile.ZipFile(location) as z:
                 names = {Path(n).name: n for n in z.namelist()}
                 if "index.noun" not in names or "data.noun" not in names:
-                    raise OvssError(f"{location} holds no WordNet noun files; {_INSTALL}")
+                    raise OvssError(f"{location} holds no WordNet noun files; {_INSTALL}", param="abstract")
                 index, self._data = z.read(names["index.noun"]), z.read(names["data.noun"])
         else:
             if not (location / "index.noun").is_file() or not (location / "data.noun").is_file():
-                raise OvssError(f"{location} holds no WordNet noun files (index.noun, data.noun); {_INSTALL}")
+                raise OvssError(f"{location} holds no WordNet noun files (index.noun, data.noun); {_INSTALL}", param="abstract")
             index, self._data = _map(location / "index.noun"), _map(location / "data.noun")
         self.location = location
         self._index = index
@@ -190,7 +190,7 @@ def wordnet_filter(wordnet: WordNet | None = None) -> AbstractFilter:
     """WordNet's answer; words WordNet does not know go to the built-in list."""
     wn = wordnet or find_wordnet()
     if wn is None:
-        raise OvssError(f"WordNet files not found; {_INSTALL}")
+        raise OvssError(f"WordNet files not found; {_INSTALL}", param="abstract")
     fallback = list_filter()
 
     def check(word: str) -> str | None:
@@ -236,6 +236,7 @@ def make_abstract_filter(name: str | AbstractFilter = "auto", llm=None) -> Abstr
         raise OvssError(f"unknown abstract filter '{name}'; choose one of: {', '.join(ABSTRACT_FILTERS)}")
     if name == "llm":
         if llm is None:
-            raise OvssError("--abstract llm needs an LLM: pass --llm-endpoint URL and --llm-model NAME")
+            raise OvssError("abstract='llm' needs an LLM: pass llm, an LLMClient of an OpenAI-compatible server",
+                            param="abstract")
         return llm_filter(llm)
     return ABSTRACT_FILTERS[name]()

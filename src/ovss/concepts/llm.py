@@ -73,9 +73,10 @@ class LLMClient:
         if not endpoint or not endpoint.startswith(("http://", "https://")):
             raise OvssError(f"LLM endpoint must be an http(s) URL such as http://localhost:8000/v1 (got {endpoint!r})")
         if not model:
-            raise OvssError("no LLM model name given; pass --llm-model NAME (as the server lists it)")
+            # no param: the command line's --model is the CLIP model (its llm_from_args checks --llm-model)
+            raise OvssError("no LLM model name given; pass the model name as the server lists it")
         if timeout <= 0:
-            raise OvssError(f"--llm-timeout must be positive (got {timeout})")
+            raise OvssError(f"timeout must be positive (got {timeout})", param="timeout")
         base = endpoint.rstrip("/")
         self.url = base if base.endswith("/chat/completions") else base + "/chat/completions"
         self.model = model
@@ -120,13 +121,13 @@ class LLMClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as e:
-            hint = "; check --llm-api-key (or OVSS_LLM_API_KEY)" if e.code in (401, 403) else "; check --llm-endpoint and --llm-model"
+            hint = "; check the API key (or OVSS_LLM_API_KEY)" if e.code in (401, 403) else "; check the endpoint URL and the model name"
             raise OvssError(f"LLM endpoint {self.url} answered HTTP {e.code} {e.reason}{hint}") from None
         except (TimeoutError, socket.timeout):
-            raise OvssError(f"LLM endpoint {self.url} did not answer within {self.timeout:g} s; check the server or raise --llm-timeout") from None
+            raise OvssError(f"LLM endpoint {self.url} did not answer within {self.timeout:g} s; check the server or raise the LLM timeout") from None
         except urllib.error.URLError as e:
             if isinstance(e.reason, (TimeoutError, socket.timeout)):
-                raise OvssError(f"LLM endpoint {self.url} did not answer within {self.timeout:g} s; check the server or raise --llm-timeout") from None
+                raise OvssError(f"LLM endpoint {self.url} did not answer within {self.timeout:g} s; check the server or raise the LLM timeout") from None
             raise OvssError(f"cannot reach LLM endpoint {self.url} ({e.reason}); check that the server runs and the URL") from None
         try:
             data = json.loads(raw.decode("utf-8"))

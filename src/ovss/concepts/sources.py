@@ -88,8 +88,8 @@ class CooccurrenceSource(Source):
                  uninformative: frozenset[str] = UNINFORMATIVE):
         self.dictionary = load_dictionary(dictionary)
         if gamma < self.dictionary.min_frequency:
-            raise OvssError(f"gamma {gamma} is below the dictionary's stored minimum {self.dictionary.min_frequency}; "
-                            "use a larger gamma or rebuild with a smaller --min-frequency")
+            raise OvssError(f"gamma={gamma} is below the dictionary's stored minimum {self.dictionary.min_frequency}; "
+                            "use a larger gamma or rebuild the dictionary with a smaller min_frequency", param="gamma")
         self.gamma, self.delta = float(gamma), float(delta)
         self._abstract_spec, self._llm = abstract, llm
         self._abstract: AbstractFilter | None = None
@@ -179,7 +179,7 @@ class OracleSource(Source):
     def __init__(self, class_names: Sequence[str | Sequence[str]]):
         self.classes = [[c] if isinstance(c, str) else list(c) for c in class_names]
         if not self.classes:
-            raise OvssError("the oracle source needs the dataset's class names; pass --classes or --classes-file")
+            raise OvssError("the oracle source needs the dataset's class names; give at least one class")
 
     def describe(self) -> dict:
         return {"source": self.name, "classes": len(self.classes)}
@@ -273,8 +273,7 @@ def make_source(spec: str | Source = "cooc", *, class_names: Sequence[str | Sequ
         return CooccurrenceSource(dictionary, gamma, delta, abstract, llm)
     if spec == "llm":
         if llm is None:
-            raise OvssError("the llm source needs an endpoint: pass --llm-endpoint URL and --llm-model NAME "
-                            "(or set OVSS_LLM_ENDPOINT and OVSS_LLM_MODEL)")
+            raise OvssError("the llm source needs an LLM: pass llm, an LLMClient of an OpenAI-compatible server", param="llm")
         return LLMSource(llm)
     if spec == "oracle":
         return OracleSource(class_names or [])

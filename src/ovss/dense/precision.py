@@ -36,9 +36,10 @@ def check_precision(precision: str, device: str | torch.device = "cpu") -> str:
         raise OvssError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     kind = torch.device(device).type
     if precision == "fp16" and kind != "cuda":
-        raise OvssError("--precision fp16 needs a CUDA device (CPUs have no fast fp16 matmul); use bf16 or int8 on CPU")
+        raise OvssError("precision='fp16' needs a CUDA device (CPUs have no fast fp16 matmul); use bf16 or int8 on CPU",
+                        param="precision")
     if precision == "int8" and kind != "cpu":
-        raise OvssError("--precision int8 runs on CPU only (dynamic quantisation); use fp16 or bf16 on CUDA")
+        raise OvssError("precision='int8' runs on CPU only (dynamic quantisation); use fp16 or bf16 on CUDA", param="precision")
     return precision
 
 

@@ -23,7 +23,7 @@ def parse_corruptions(text: str | Sequence[str]) -> list[str]:
     """``all`` | ``original`` | ``name,name`` -> scenario names, ``original`` always first."""
     names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     if not names:
-        raise OvssError("--corruptions is empty; pass all, original, or names such as gaussian_noise,fog")
+        raise OvssError("corruptions is empty; pass all, original, or names such as gaussian_noise,fog", param="corruptions")
     chosen: list[str] = ["original"]
     for name in names:
         if name == "all":
@@ -41,15 +41,15 @@ def parse_seeds(text: str | Sequence[int]) -> list[int]:
     try:
         seeds = [int(str(s).strip()) for s in items if str(s).strip()]
     except ValueError:
-        raise OvssError(f"--seeds must be comma-separated integers such as 0,1,2, got '{text}'") from None
+        raise OvssError(f"seeds must be comma-separated integers such as 0,1,2, got '{text}'", param="seeds") from None
     if not seeds or any(s < 0 for s in seeds):
-        raise OvssError(f"--seeds must be non-negative integers such as 0,1,2, got '{text}'")
+        raise OvssError(f"seeds must be non-negative integers such as 0,1,2, got '{text}'", param="seeds")
     return list(dict.fromkeys(seeds))
 
 
 def check_severity(severity: int) -> int:
     if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
-        raise OvssError(f"--severity must be one of {', '.join(map(str, SEVERITIES))}, got {severity!r}")
+        raise OvssError(f"severity must be one of {', '.join(map(str, SEVERITIES))}, got {severity!r}", param="severity")
     return int(severity)
 
 
@@ -60,9 +60,9 @@ def open_dataset(name: str, root: str | os.PathLike, split: str = "val", limit: 
     try:
         ds = SegDataset(name, root, split, limit=limit)
     except OvssError as e:
-        raise OvssError(f"{e} (diagnose with: ovss data check {root} --dataset {name} --split {split})") from None
+        raise OvssError(f"{e} (diagnose with `ovss data check {root} --dataset {name} --split {split}`)") from None
     if len(ds) == 0:
-        raise OvssError(f"{name} at {root} has no images in split {split}; check it with: ovss data check {root} --dataset {name}")
+        raise OvssError(f"{name} at {root} has no images in split {split}; check it with `ovss data check {root} --dataset {name}`")
     return ds
 
 

@@ -242,7 +242,7 @@ def write_report(run_dir: str | os.PathLike, results: list[dict] | None = None) 
     run_dir = Path(run_dir)
     results = load_results(run_dir) if results is None else results
     if not results:
-        raise OvssError(f"no benchmark results under {run_dir}; run `ovss bench ... --out {run_dir}` first")
+        raise OvssError(f"no benchmark results under {run_dir}; run the benchmark into that folder first")
     summary = summarize(results)
     text = markdown(summary)
     cost = cost_markdown(results)

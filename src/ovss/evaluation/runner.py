@@ -105,9 +105,10 @@ def run_benchmark(
     if len({m.name for m in method_list}) != len(method_list):
         raise OvssError("a method is listed twice; list each method once")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise OvssError(f"--workers must be 0 or more, got {workers!r}")
+        raise OvssError(f"workers must be 0 or more, got {workers!r}", param="workers")
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-        raise OvssError(f"--checkpoint-every must be a positive number of images, got {checkpoint_every!r}")
+        raise OvssError(f"checkpoint_every must be a positive number of images, got {checkpoint_every!r}",
+                        param="checkpoint_every")
     opened = [d if isinstance(d, SegDataset) else open_dataset(d[0], d[1], split, limit) for d in datasets]
     if len({d.spec.name for d in opened}) != len(opened):
         raise OvssError("a dataset is listed twice; list each dataset once")
@@ -143,7 +144,7 @@ def run_benchmark(
 
     conflicts = from_rank0(find_conflicts(out, [sc.settings for *_, sc in plan]) if rank == 0 else None)
     if conflicts and not overwrite:
-        raise OvssError(conflict_message(out, conflicts))
+        raise OvssError(conflict_message(out, conflicts), param="overwrite")
     if conflicts and rank == 0:
         for path, _ in conflicts:
             path.unlink(missing_ok=True)

@@ -115,8 +115,8 @@ def conflict_message(out: Path, conflicts: list[tuple[Path, list[str]]]) -> str:
     what = list(dict.fromkeys(d for _, diff in conflicts for d in diff))
     more = f" and {len(what) - 3} more" if len(what) > 3 else ""
     return (f"{out} holds {len(conflicts)} result(s) of another configuration ({'; '.join(what[:3])}{more}); "
-            "a run folder holds one configuration: write this run to another folder (--out), "
-            "or replace those results (--overwrite)")
+            "a run folder holds one configuration: write this run to another folder, "
+            "or replace those results (overwrite=True)")
 
 
 def restore_counts(cm: ConfusionMatrix | SemSegEvaluator, counts: np.ndarray) -> bool:

@@ -161,7 +161,7 @@ def load_model(
         except Exception as e:  # network errors come in many types
             raise OvssError(
                 f"cannot fetch weights {name}/{pretrained} ({e.__class__.__name__}: no network?); "
-                "download the checkpoint elsewhere and pass it as --pretrained PATH"
+                "download the checkpoint elsewhere and pass pretrained=PATH", param="pretrained"
             ) from None
         source = f"open_clip tag {pretrained}"
     clip = clip.to(device).eval()
@@ -287,14 +287,15 @@ def _load_into(clip: torch.nn.Module, state: dict, where: str) -> None:
     state = {k: v for k, v in state.items() if k in own or not k.endswith("num_batches_tracked")}
     for key, value in own.items():
         if key not in state:
-            raise OvssError(f"checkpoint {where} lacks '{key}': it does not fit this model; pick the matching --model")
+            raise OvssError(f"checkpoint {where} lacks '{key}': it does not fit this model; pick the model it was made for")
         if tuple(state[key].shape) != tuple(value.shape):
             raise OvssError(
                 f"checkpoint {where} has '{key}' of shape {tuple(state[key].shape)}, the model expects "
-                f"{tuple(value.shape)}; pick the matching --model"
+                f"{tuple(value.shape)}; pick the model it was made for"
             )
     extra = [k for k in state if k not in own]
     if extra:
-        raise OvssError(f"checkpoint {where} has unexpected key '{extra[0]}': it does not fit this model; pick the matching --model")
+        raise OvssError(f"checkpoint {where} has unexpected key '{extra[0]}': it does not fit this model; "
+                        "pick the model it was made for")
     clip.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 

@@ -93,8 +93,8 @@ def load_second_backbone(name: str, weights: str | None, device: str | torch.dev
     (drawn from a fixed seed, so that runs repeat)."""
     spec = get_second_spec(name)
     if weights is None:
-        raise OvssError(f"the second backbone {name} needs weights: pass --vfm-weights PATH ({spec.checkpoint}) "
-                        "or --vfm-weights none for random weights (cost figures only)")
+        raise OvssError(f"the second backbone {name} needs weights: pass second_weights=PATH ({spec.checkpoint}) "
+                        "or second_weights='none' for random weights (cost figures only)", param="second_weights")
     import timm
 
     with torch.random.fork_rng(devices=[]):

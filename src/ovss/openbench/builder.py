@@ -120,7 +120,7 @@ def build_openbench(
     encoders that do not know the word "others", such as the tiny ShapesWorld CLIP).
     """
     if not sources:
-        raise OvssError("give at least one source dataset, e.g. --sources ade20k=/data/ade")
+        raise OvssError("sources is empty; give at least one source dataset", param="sources")
     merge = {k.lower(): v for k, v in (merge or {}).items()}
     labels = list(source_labels or [ds.spec.name for ds in sources])
     out = Path(out)
@@ -141,7 +141,8 @@ def build_openbench(
     images = _scan(sources, sims, sigma1, progress)
     if not images:
         lowest = min(sims.values())
-        raise OvssError(f"no image has a class below sigma1={sigma1} (the least similar class has {lowest:.4f}); raise --sigma1")
+        raise OvssError(f"no image has a class below sigma1={sigma1} (the least similar class has {lowest:.4f}); raise sigma1",
+                        param="sigma1")
 
     # 3. the target of every class: itself, "others" (above sigma2), or what the merge list says
     def target(name: str) -> str:
@@ -156,7 +157,7 @@ def build_openbench(
     out_classes = [OTHERS] + list(dict.fromkeys(t for c in used if (t := targets[c]) not in (OTHERS, IGNORE)))
     index = {c: i for i, c in enumerate(out_classes)}
     if len(out_classes) == 1:
-        raise OvssError(f"every class of the kept images is above sigma2={sigma2} or merged away; raise --sigma2")
+        raise OvssError(f"every class of the kept images is above sigma2={sigma2} or merged away; raise sigma2", param="sigma2")
     merged_into_others = [display[c] for c in used if targets[c] == OTHERS]
 
     # 4. write images and relabelled annotations, then the list files (a folder with them is complete)

@@ -58,10 +58,10 @@ def class_count_curve(
     """mIoU of ``segmenter`` on ``dataset`` with N extra class names, for each N in ``extra_counts``."""
     counts = sorted(set(int(n) for n in extra_counts))
     if not counts or counts[0] < 0:
-        raise OvssError("--extra-classes needs counts of 0 or more, e.g. 0,5,10,20")
+        raise OvssError("extra_counts must list counts of 0 or more, e.g. 0,5,10,20", param="extra_counts")
     if counts[-1] > len(extras):
-        raise OvssError(f"asked for {counts[-1]} extra classes but the pool has only {len(extras)} irrelevant names; "
-                        "give a larger --pool or smaller counts")
+        raise OvssError(f"asked for {counts[-1]} extra classes but only {len(extras)} irrelevant names are left; "
+                        "give a larger pool or smaller counts", param="pool")
     from ..data import resize_label
     from ..evaluation.runner import output_size
 

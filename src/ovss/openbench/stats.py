@@ -103,7 +103,7 @@ def _open(name: str, root: str | os.PathLike, split: str) -> SegDataset:
     try:
         return SegDataset(name, root, split)
     except OvssError as e:
-        raise OvssError(f"{e} (diagnose with: ovss data check {root} --dataset {name} --split {split})") from None
+        raise OvssError(f"{e} (diagnose with `ovss data check {root} --dataset {name} --split {split}`)") from None
 
 
 def max_similarity(classes: Classes, train_vocab: Classes, similarity: TextSimilarity) -> np.ndarray:

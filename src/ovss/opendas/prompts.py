@@ -59,7 +59,8 @@ class PromptLearner(nn.Module):
         text = TextEncoder(model)
         tower = text.tower
         if text_k and not hasattr(tower, "token_embedding"):
-            raise OvssError(f"text prompts need an open_clip text tower; {model.name} has another kind (use --method vpt)")
+            raise OvssError(f"text prompts need an open_clip text tower; {model.name} has another kind; "
+                            "use visual prompts only (the vpt method, or text_k=0)", param="text_k")
         # kept out of the module tree, so parameters() and state_dict() hold only the prompts
         self.__dict__["_clip"] = {"model": model, "encoder": DenseEncoder(model.visual, "clip"), "text": text}
         self.visual_width = int(model.visual.class_embedding.shape[-1])
@@ -207,7 +208,7 @@ def load_prompts(path: str | Path, model) -> PromptLearner:
     info = read_sidecar(path)
     want = info.get("model", {}).get("name")
     if want and want != model.name:
-        raise OvssError(f"{Path(path).name} was learned on model {want}, not {model.name}; pass --model {want}")
+        raise OvssError(f"{Path(path).name} was learned on {want}, not {model.name}; load it with model={want!r}", param="model")
     v, t = info["visual"], info["text"]
     learner = PromptLearner(model, v["k"], v["depth"] or None, t["k"], t["depth"] or None)
     for side, width in (("visual", learner.visual_width), ("text", learner.text_width)):

@@ -55,20 +55,19 @@ class PromptTrainConfig:
     def check(self) -> "PromptTrainConfig":
         for name in ("epochs", "batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
-                raise OvssError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        # each message names the option a user sets (the field's own name where no option sets it)
+                raise OvssError(f"{name} must be at least 1, got {getattr(self, name)}", param=name)
         if self.lr <= 0:
-            raise OvssError(f"--lr must be positive, got {self.lr}")
+            raise OvssError(f"lr must be positive, got {self.lr}", param="lr")
         if self.warmup_lr < 0:
-            raise OvssError(f"warmup_lr must not be negative, got {self.warmup_lr}")
+            raise OvssError(f"warmup_lr must not be negative, got {self.warmup_lr}", param="warmup_lr")
         if self.triplet_weight < 0:
-            raise OvssError(f"--lambda must not be negative, got {self.triplet_weight}")
+            raise OvssError(f"triplet_weight must not be negative, got {self.triplet_weight}", param="triplet_weight")
         if self.margin < 0:
-            raise OvssError(f"--margin must not be negative, got {self.margin}")
+            raise OvssError(f"margin must not be negative, got {self.margin}", param="margin")
         if self.proxy_weight < 0:
-            raise OvssError(f"--proxy-weight must not be negative, got {self.proxy_weight}")
+            raise OvssError(f"proxy_weight must not be negative, got {self.proxy_weight}", param="proxy_weight")
         if self.proxy_gamma <= 0:
-            raise OvssError(f"proxy_gamma must be positive, got {self.proxy_gamma}")
+            raise OvssError(f"proxy_gamma must be positive, got {self.proxy_gamma}", param="proxy_gamma")
         return self
 
 
@@ -170,7 +169,7 @@ def train_prompts(model, method: Method, segments: SegmentSet, base: Sequence[st
         if state.get("fingerprint") != fingerprint:
             diff = [k for k in fingerprint if state.get("fingerprint", {}).get(k) != fingerprint[k]]
             raise OvssError(f"{ckpt} belongs to a run with other settings ({', '.join(diff) or 'format'}); "
-                            "pass a new --out or delete the checkpoint to start again")
+                            "write to another out folder or delete the checkpoint to start again", param="out")
         learner.load_state_dict({k[len("prompt."):]: v for k, v in tensors.items() if k.startswith("prompt.")})
         if state["stage"] < len(method.stages):
             log(f"resuming at stage {state['stage'] + 1}, step {state['step']} (from {ckpt})")

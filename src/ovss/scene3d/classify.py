@@ -133,7 +133,8 @@ def scene_classes(scene_dir: str | os.PathLike, classes: str | None, classes_fil
     if classes is None and classes_file is None:
         recorded = read_meta3d(scene_dir).get("classes")
         if not recorded:
-            raise OvssError("no classes given; pass --classes \"chair, table\" or --classes-file FILE")
+            raise OvssError(f"{scene_dir} records no class names; pass classes=\"chair, table\" or a class file",
+                              param="classes")
         from ..world import SYNONYMS
 
         return parse_classes([[c, *SYNONYMS.get(c, ())] for c in recorded])
@@ -152,9 +153,10 @@ def classify_to_folder(scene_dir: str | os.PathLike, out: str | os.PathLike, mas
     if masks is None:
         masks = Path(scene_dir) / "instance_ids.npy"
         if not masks.is_file():
-            raise OvssError(f"no --masks given and {masks} does not exist; pass --masks FILE (N x M masks or point ids)")
+            raise OvssError(f"no masks given and {masks} does not exist; pass masks=FILE (an N x M array or point ids)",
+                              param="masks")
     if views < 0:
-        raise OvssError(f"--views must be 0 or more, got {views}")
+        raise OvssError(f"views must be 0 or more, got {views}", param="views")
     if score not in SCORES:
         raise OvssError(f"unknown score {score!r}; choose one of: {', '.join(SCORES)}")
     cfg = (cfg or FeatureConfig()).check()

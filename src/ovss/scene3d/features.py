@@ -45,10 +45,13 @@ class FeatureConfig:
     refine: str = "box"  # OpenMask3D: "sam"; only the box-only variant exists here
 
     def check(self) -> "FeatureConfig":
-        if self.top_k < 1 or self.levels < 1 or self.batch_size < 1:
-            raise OvssError("--top-k, --levels and --batch-size must be at least 1")
-        if self.expansion < 0 or self.vis_threshold <= 0:
-            raise OvssError("--expansion must not be negative and --vis-threshold must be positive")
+        for name in ("top_k", "levels", "batch_size"):
+            if getattr(self, name) < 1:
+                raise OvssError(f"{name} must be at least 1, got {getattr(self, name)}", param=name)
+        if self.expansion < 0:
+            raise OvssError(f"expansion must not be negative, got {self.expansion}", param="expansion")
+        if self.vis_threshold <= 0:
+            raise OvssError(f"vis_threshold must be positive, got {self.vis_threshold}", param="vis_threshold")
         if self.refine != "box":
             raise OvssError(f"mask refinement {self.refine!r} is not available; only 'box' (no SAM weights offline)")
         return self

@@ -34,7 +34,7 @@ def check_out_dir(out: str | os.PathLike) -> Path:
     """The output folder, refused when it holds a result ovss did not write."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise OvssError(f"{out} is a file; pass a folder for --out")
+        raise OvssError(f"{str(out)!r} is a file; out must be a folder", param="out")
     result = out / RESULT
     if result.exists():
         try:
@@ -42,9 +42,10 @@ def check_out_dir(out: str | os.PathLike) -> Path:
         except (OSError, ValueError, AttributeError):
             ours = False
         if not ours:
-            raise OvssError(f"{result} was not written by `ovss 3d classify`; choose another --out")
+            raise OvssError(f"{str(result)!r} was not written by `ovss 3d classify`; choose another out folder", param="out")
     elif (out / "labelled.ply").exists() or (out / "views").exists():
-        raise OvssError(f"{out} holds labelled.ply or views/ that ovss did not write; choose another --out")
+        raise OvssError(f"{str(out)!r} holds labelled.ply or views/ that ovss did not write; choose another out folder",
+                        param="out")
     return out
 
 
@@ -102,7 +103,7 @@ def read_result(folder: str | os.PathLike) -> dict:
     if Path(folder).is_file() and Path(folder).name.endswith(".json"):
         path = Path(folder)
     if not path.is_file():
-        raise OvssError(f"{path} not found; pass folders written by `ovss 3d classify --out`")
+        raise OvssError(f"{path} not found; pass folders written by `ovss 3d classify`")
     try:
         result = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -148,7 +149,7 @@ def evaluate_results(folders: Sequence[str | os.PathLike], base: Sequence[str] =
 
     results = [read_result(f) for f in folders]
     if not results:
-        raise OvssError("no results to evaluate; pass folders written by `ovss 3d classify --out`")
+        raise OvssError("no results to evaluate; pass folders written by `ovss 3d classify`")
     names = [syn[0] for syn in results[0]["classes"]]
     for f, r in zip(folders, results):
         if [syn[0] for syn in r["classes"]] != names:
@@ -207,7 +208,7 @@ def evaluate_folders(folders: Sequence[str | os.PathLike], base_file: str | os.P
     """``ovss 3d eval``: base classes from ``base_file``, else the prompts' own, else ShapesWorld's
     split for ShapesWorld-3D scenes (else none: no base/novel split); scores plus their table."""
     if min_region < 1:
-        raise OvssError(f"--min-region must be at least 1 point, got {min_region}")
+        raise OvssError(f"min_region must be at least 1 point, got {min_region}", param="min_region")
     results = [read_result(f) for f in folders]
     base: list[str] = []
     if base_file:

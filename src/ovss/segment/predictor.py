@@ -136,7 +136,7 @@ class Segmenter:
         # heads whose last block has similarity terms; other heads run without it (settings say so)
         self.sfr = tuple(self.preset.sfr_weights) if self.preset.sfr_weights is not None and takes_feedback(self.head) else None
         if self.sfr is not None and prompts is not None:
-            raise OvssError("ResCLIP's semantic feedback does not take learned prompts; use --preset resclip-rcs")
+            raise OvssError("ResCLIP's semantic feedback does not take learned prompts; use preset='resclip-rcs'", param="preset")
         self.prompts = prompts
         if prompts is None:
             self.encoder = DenseEncoder(self.model.visual, self.head, **encoder_options)
@@ -231,7 +231,8 @@ class Segmenter:
         else:  # thousands of windows (a large photo at full size): never all in memory at once
             if self.sfr is not None:
                 raise OvssError(f"ResCLIP's semantic feedback keeps every window's last-block input; this image needs "
-                                f"{len(boxes)} windows: resize it (preset resize_short) or use --preset resclip-rcs")
+                                f"{len(boxes)} windows: resize it (the preset's resize_short) or use preset='resclip-rcs'",
+                                param="preset")
             parts = []
             for i in range(0, len(boxes), per_chunk):
                 batch = torch.cat([x[..., a:b, c:d] for (a, b, c, d) in boxes[i : i + per_chunk]])

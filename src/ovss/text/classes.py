@@ -36,7 +36,7 @@ def _check(synonyms: list[list[str]], where: str) -> ClassList:
     synonyms = [[s.strip() for s in syn if s.strip()] for syn in synonyms]
     synonyms = [syn for syn in synonyms if syn]
     if not synonyms:
-        raise OvssError(f"the class list {where} is empty; give at least one class, e.g. --classes \"cat, sofa\"")
+        raise OvssError(f"the class list {where} is empty; give at least one class, e.g. classes=\"cat, sofa\"", param="classes")
     seen: dict[str, int] = {}
     for i, syn in enumerate(synonyms):
         for s in syn:
@@ -56,13 +56,13 @@ def parse_classes(classes: str | list | tuple | ClassList | None = None, classes
     if isinstance(classes, ClassList):
         return classes
     if classes is not None and classes_file is not None:
-        raise OvssError("give either --classes or --classes-file, not both")
+        raise OvssError("give either a class list or a class file, not both", param="classes")
     if classes_file is not None:
         from ..data.classnames import read_class_file
 
         return ClassList(tuple(tuple(names) for names in read_class_file(classes_file)))
     if classes is None:
-        raise OvssError("no classes given; pass --classes \"cat, sofa\" or --classes-file FILE")
+        raise OvssError("no class names given; pass classes=\"cat, sofa\" or a class file", param="classes")
     if isinstance(classes, str):
         return _check([[c] for c in classes.split(",")], f"'{classes}'")
     return _check([[c] if isinstance(c, str) else list(c) for c in classes], "given")

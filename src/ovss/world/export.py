@@ -75,7 +75,7 @@ def check_export_target(out_dir, n: int, split: str, what: str) -> Path:
     """The checks every ShapesWorld export makes before it writes: at least one item, a split name
     that is a plain word (it becomes a folder and a file name), and an output that is not a file."""
     if n < 1:
-        raise OvssError(f"--n must be at least 1 (got {n})")
+        raise OvssError(f"n must be at least 1 (got {n})", param="n")
     if not split or any(ch in split for ch in "/\\. "):
         raise OvssError(f"split name {split!r} must be a plain word such as val or train")
     out = Path(out_dir)
@@ -123,7 +123,7 @@ def write_dataset(out_dir: str | Path, n: int, style: str = "default", seed: int
         diff = [k for k in _KEY_FIELDS if old.get(k) != meta[k]]
         if diff:
             raise OvssError(f"{out} holds a ShapesWorld dataset made with other settings "
-                            f"({', '.join(diff)} differ); choose another --out or delete it")
+                            f"({', '.join(diff)} differ); choose another out_dir or delete it", param="out_dir")
         if old.get("n") == n and _complete(out, split, n):
             return out
     write_json(out / "meta.json", meta)

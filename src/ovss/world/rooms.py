@@ -366,10 +366,13 @@ def write_rooms(out_dir, n: int, split: str = "val", seed: int = 0, style: str =
 
     check_style(style)
     out = check_export_target(out_dir, n, split, "the rooms")
-    if objects < 0 or frames < 1:
-        raise OvssError(f"--objects must be 0 or more and --frames at least 1 (got {objects} and {frames})")
+    if objects < 0:
+        raise OvssError(f"objects must be 0 or more, got {objects}", param="objects")
+    if frames < 1:
+        raise OvssError(f"frames must be at least 1, got {frames}", param="frames")
     if points < min_points(objects):
-        raise OvssError(f"--points {points} is too few for {objects} objects; give at least {min_points(objects)}")
+        raise OvssError(f"points={points} is too few for {objects} objects; give at least {min_points(objects)}",
+                        param="points")
     meta = {"format": FORMAT, "rooms_version": ROOMS_VERSION, "style": style, "seed": int(seed), "splits": {split: int(n)},
             "objects": int(objects), "frames": int(frames), "points": int(points),
             "frame_size": list(frame_size), "classes": list(CLASSES), "base_classes": list(BASE_CLASSES),
@@ -377,11 +380,11 @@ def write_rooms(out_dir, n: int, split: str = "val", seed: int = 0, style: str =
     old = read_meta(out)
     if old is not None:
         if old.get("format") != FORMAT:
-            raise OvssError(f"{out} holds another kind of dataset ({old.get('format')}); choose another --out")
+            raise OvssError(f"{out} holds another kind of dataset ({old.get('format')}); choose another out_dir", param="out_dir")
         diff = [k for k in _KEY_FIELDS if old.get(k) != meta[k]]
         if diff:
             raise OvssError(f"{out} holds ShapesWorld-3D rooms made with other settings ({', '.join(diff)} differ); "
-                            "choose another --out or delete it")
+                            "choose another out_dir or delete it", param="out_dir")
         meta["splits"] = {**old.get("splits", {}), split: int(n)}
     elif (out / split).exists() and any((out / split).iterdir()):
         raise OvssError(f"{out / split} already holds files that ShapesWorld-3D did not write; choose an empty folder")
