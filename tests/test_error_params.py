@@ -202,3 +202,15 @@ def test_library_errors_name_no_flags():
     assert len(files) > 100
     bad = {str(p.relative_to(SRC)): found for p in files if (found := flag_texts(p.read_text(encoding="utf-8")))}
     assert bad == {}
+
+
+def test_renamed_is_one_pass_and_the_page_names_its_controls():
+    """A name containing the keyword is not replaced again; the page speaks of its own controls."""
+    from ovss.app.page import page_message
+
+    err = OvssError("preset='resclip-rcs' refuses visual prompts; choose another preset", param="preset")
+    assert err.renamed("the preset menu") == "the preset menu 'resclip-rcs' refuses visual prompts; choose another the preset menu"
+    assert page_message(err) == "preset 'resclip-rcs' refuses visual prompts; choose another preset"
+    assert page_message(OvssError("prob_thd must be in [0, 1], got 2", param="prob_thd")) == \
+        "probability threshold must be in [0, 1], got 2"
+    assert page_message(OvssError("workers must be 0 or more", param="workers")) == "workers must be 0 or more"

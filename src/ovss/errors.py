@@ -11,6 +11,8 @@ A message names the value by its Python keyword (``workers must be 0 or more, go
 """
 from __future__ import annotations
 
+import re
+
 
 class OvssError(Exception):
     """A problem the user can fix; the message names the problem and the fix in one line.
@@ -24,3 +26,27 @@ class OvssError(Exception):
 
     def __reduce__(self):  # keep ``param`` across pickling (errors raised in worker processes)
         return (self.__class__, (str(self), self.param))
+
+    def renamed(self, name: str, quote=repr, switch: bool = False) -> str:
+        """The message with ``param`` called ``name`` (a flag, a control of the page).
+
+        ``param=value`` becomes ``name <value>`` (``quote`` formats the bare value; with ``switch``
+        just ``name``), and the bare keyword as a word becomes ``name``, never inside a path, a
+        quote or a longer name (``out`` in ``out_dir``).
+        """
+        text = str(self)
+        if not self.param:
+            return text
+        key = re.escape(self.param)
+
+        def with_value(match: re.Match) -> str:
+            if switch:
+                return name
+            value = match.group(1)
+            if value[:1] in ("'", '"'):
+                value = value[1:-1]
+            return f"{name} {quote(value)}"
+
+        # one pass, so a name that contains the keyword ("the preset menu") is not replaced again
+        pattern = rf"(?<![\w./\\'\"`=-]){key}(?:=('[^']*'|\"[^\"]*\"|[^\s,;()]+)|(?![\w/\\'\"`=-]|\.\w))"
+        return re.sub(pattern, lambda m: name if m.group(1) is None else with_value(m), text)

@@ -89,7 +89,7 @@ def build_page(model, prompts: str | None = None, max_pixels: int = MAX_PIXELS, 
                                    pamr=bool(pamr), open_world=bool(open_world), concepts=concept_source, tta=tta)
             run = session.run(classes, settings)
         except OvssError as e:
-            return session, f"{number}**error:** {html.escape(str(e))}", None, "", None, None, ""
+            return session, f"{number}**error:** {html.escape(page_message(e))}", None, "", None, None, ""
         except Exception as e:  # a bug: say so on the page, keep the traceback in the server log, keep serving
             traceback.print_exc(file=sys.stderr)
             return session, f"{number}**internal error:** {html.escape(e.__class__.__name__)}: {html.escape(str(e))}", None, "", None, None, ""
@@ -182,6 +182,18 @@ def launch_page(model, host: str = "127.0.0.1", port: int = 7860, prompts: str |
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
+
+
+# the page's name for each library keyword an error may be about (``OvssError.param``)
+CONTROL_NAMES = {"classes": "classes", "head": "head", "preset": "preset", "logit_scale": "logit scale",
+                 "prob_thd": "probability threshold", "pamr": "PAMR", "concepts": "concept source",
+                 "tta": "test-time adaptation"}
+
+
+def page_message(err: OvssError) -> str:
+    """``err``'s message with the value it is about called by the page's control, not its Python keyword."""
+    name = CONTROL_NAMES.get(err.param or "")
+    return err.renamed(name, quote=lambda v: f"'{v}'") if name else str(err)
 
 
 def _file_path(value) -> str | None:

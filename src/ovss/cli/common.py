@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 
 from ..errors import OvssError
@@ -112,21 +111,9 @@ def flag_message(err: OvssError, parser: argparse.ArgumentParser) -> str:
     """``err``'s message as the command line prints it: the library names a value by its Python
     keyword (``err.param``); when ``parser`` has an option for that keyword, the flag takes its place
     (``precision='fp16'`` -> ``--precision fp16``, ``workers`` -> ``--workers``). Unchanged otherwise."""
-    text, param = str(err), getattr(err, "param", None)
+    param = getattr(err, "param", None)
     action = next((a for a in parser._actions if param and a.dest == param and a.option_strings), None)
     if action is None:
-        return text
+        return str(err)
     flag = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
-    name = re.escape(param)
-
-    def with_value(match: re.Match) -> str:
-        if action.nargs == 0:  # a switch: overwrite=True -> --overwrite
-            return flag
-        value = match.group(1)
-        if value[:1] in ("'", '"'):
-            value = value[1:-1]
-        return f"{flag} {shlex.quote(value)}"
-
-    # keyword=value first; then the bare keyword as a word, never inside a path, a quote or a flag
-    text = re.sub(rf"(?<![\w./\\-]){name}=('[^']*'|\"[^\"]*\"|[^\s,;()]+)", with_value, text)
-    return re.sub(rf"(?<![\w/\\.'\"`=-]){name}(?![\w/\\'\"`=-]|\.\w)", flag, text)
+    return err.renamed(flag, quote=shlex.quote, switch=action.nargs == 0)

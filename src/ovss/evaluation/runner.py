@@ -148,7 +148,7 @@ def run_benchmark(
     if conflicts and rank == 0:
         for path, _ in conflicts:
             path.unlink(missing_ok=True)
-        print(f"ovss bench: --overwrite: removed {len(conflicts)} result(s) of another configuration from {out}",
+        print(f"ovss bench: overwrite: removed {len(conflicts)} result(s) of another configuration from {out}",
               file=sys.stderr)
 
     done_paths = from_rank0([finished_result(sc) for *_, sc in plan])
