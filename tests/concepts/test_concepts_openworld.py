@@ -115,3 +115,27 @@ def test_iou_single_end_to_end_on_shapesworld(segmenter):
     assert {n for n, k in out["queries"].items() if k} == present
     assert 0.0 <= out["mIoU_single"] <= 100.0
     assert all(v == ["background"] for v in out["concepts"].values())
+
+
+def test_iou_single_goes_through_the_one_image_loop(monkeypatch):
+    from ovss.concepts import openworld
+
+    calls = []
+    real = openworld.inference_on_dataset
+
+    def counting(*args, **kwargs):
+        calls.append(real(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(openworld, "inference_on_dataset", counting)
+    B, O, X = 0, 1, 255
+    masks = {"a": {"boat": np.eye(2, dtype=bool)}, "c": {"boat": np.ones((2, 2), bool)}}
+    items = ({"image": {"id": k}, "label": lab} for k, lab in
+             [("a", np.array([[O, B], [O, O]])), ("b", np.full((2, 2), X)), ("c", np.array([[B, O], [X, B]]))])
+    seg = StubSegmenter(masks)
+    out = evaluate_iou_single(seg, items, ["background", "boat"], "oracle", background_index=0,
+                              similarity=lambda a, b: np.zeros((len(a), len(b))))
+    assert calls == [3]  # one call of the loop, all three images (b, with nothing to query, is not encoded)
+    assert out["images"] == 2 and out["queries"] == {"background": 0, "boat": 2} and len(seg.seen) == 2
+    # a: truth 3 px, predicted the diagonal (2 px, both boat): 2 / 3; c: truth 1 px, predicted 3 valid px: 1 / 3
+    assert out["IoU"]["boat"] == pytest.approx(100 * 3 / 6)

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from ..evaluation.metrics import IoUSingle
+from ..evaluation.evaluator import IoUSingleEvaluator, inference_on_dataset
 from ..files import finite_or_none
 from ..text import ClassList, parse_classes
 from ..viz import UNLABELLED
@@ -115,30 +115,41 @@ def evaluate_iou_single(
     class present in its label (except ``background_index``) is queried alone with its concepts,
     and its open-world mask is scored. ``source_options`` go to ``make_source`` (dictionary, gamma,
     delta, abstract, llm). Returns mIoU_single and per-class IoU in percent (None = never queried).
+
+    The images go one at a time through ``inference_on_dataset`` (the one image loop) and are scored
+    by ``IoUSingleEvaluator``; an image with no class to query is not encoded. Each class's concepts
+    are chosen the first time it is queried and reused on every later image.
     """
     from tqdm import tqdm
 
     classes = [[c] if isinstance(c, str) else list(c) for c in class_names]
     src = make_source(source, class_names=classes, **source_options)
     sim = similarity if similarity is not None else ClipTextSimilarity.from_segmenter(segmenter)
-    metric = IoUSingle(len(classes), ignore_index=ignore_index, background_index=background_index)
+    evaluator = IoUSingleEvaluator(len(classes), ignore_index=ignore_index, background_index=background_index)
     concept_sets: dict[int, ConceptSet] = {}
+
+    def predict(batch):
+        """One {class index: open-world mask of that class queried alone} per item."""
+        outputs = []
+        for item in batch:
+            masks = {}
+            todo = evaluator.classes_to_query(item)
+            if todo:
+                shape = np.asarray(item["label"]).shape
+                segmenter.set_image(item["image"])
+            for c in todo:
+                if c not in concept_sets:
+                    concept_sets[c] = contrastive_concepts(classes[c][0], src, sim, beta, exclude=classes[c])
+                query = ClassList((tuple(classes[c]),))
+                masks[c] = segment_open_world(segmenter, None, query, concept_sets[c], output_size=shape) == 0
+            outputs.append(masks)
+        return outputs
+
     total = len(dataset_items) if hasattr(dataset_items, "__len__") else None
-    images = 0
-    for item in tqdm(dataset_items, desc=f"IoU-single ({src.name})", unit="img", total=total, disable=not progress):
-        label = np.asarray(item["label"])
-        todo = metric.classes_to_query(label)
-        if not todo:
-            continue
-        segmenter.set_image(item["image"])
-        images += 1
-        for c in todo:
-            if c not in concept_sets:
-                concept_sets[c] = contrastive_concepts(classes[c][0], src, sim, beta, exclude=classes[c])
-            query = ClassList((tuple(classes[c]),))
-            labels = segment_open_world(segmenter, None, query, concept_sets[c], output_size=label.shape)
-            metric.update(c, labels == 0, label)
-    scores = metric.compute()
+    name = f"IoU-single ({src.name})"
+    with tqdm(desc=name, unit="img", total=total, disable=not progress) as bar:
+        inference_on_dataset(([item] for item in dataset_items), predict, evaluator, bar=bar, name=name)
+    scores = evaluator.evaluate()
     names = [c[0] for c in classes]
     return {
         "metric": "iou-single",
@@ -146,7 +157,7 @@ def evaluate_iou_single(
         "mIoU_single": finite_or_none(scores["mIoU_single"]),
         "IoU": {n: finite_or_none(v) for n, v in zip(names, scores["IoU"])},
         "queries": dict(zip(names, scores["queries"])),
-        "images": images,
+        "images": scores["images"],
         "concepts": {names[c]: s.concepts for c, s in sorted(concept_sets.items())},
         "settings": {**src.describe(), "beta": beta, "background_index": background_index},
     }

@@ -2,12 +2,14 @@
 
 The protocol follows the idea of detectron2's ``DatasetEvaluator`` / ``inference_on_dataset``:
 what is predicted and how it is scored are kept apart, so the benchmark runner, the class-count
-curve, the world's quality checks, OVSNet and OpenDAS share one loop instead of five copies of
-"for every image: predict, update a confusion matrix".
+curve, the world's quality checks, OVSNet, OpenDAS and the open-world IoU-single evaluation (the
+contrastive-concepts paper) share one loop instead of six copies of "for every image: predict,
+update a metric".
 
 * An **item** is a dict describing one image (its ``"image"``, features, ``"label"`` ...); a
   **batch** is a list of items; ``predict(batch)`` returns one **output** per item (a label map,
-  or for ``EvaluatorsByKey`` a dict key -> label map).
+  for ``EvaluatorsByKey`` a dict key -> label map, for ``IoUSingleEvaluator`` a dict class index ->
+  binary mask).
 * A ``DatasetEvaluator`` accumulates over ``process(inputs, outputs)`` calls and reports with
   ``evaluate()``. ``state_dict`` / ``load_state_dict`` capture the accumulated counts exactly, so
   a checkpoint resumes to the numbers of an uninterrupted pass.
@@ -20,9 +22,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .metrics import ConfusionMatrix
+from .metrics import ConfusionMatrix, IoUSingle
 
-__all__ = ["DatasetEvaluator", "SemSegEvaluator", "EvaluatorsByKey", "inference_on_dataset"]
+__all__ = ["DatasetEvaluator", "SemSegEvaluator", "EvaluatorsByKey", "IoUSingleEvaluator", "inference_on_dataset"]
 
 
 class DatasetEvaluator:
@@ -125,6 +127,60 @@ class EvaluatorsByKey(DatasetEvaluator):
             raise ValueError(f"a checkpoint without the key(s) {missing}")
         for key, ev in self.evaluators.items():
             ev.load_state_dict(state[key])
+
+
+class IoUSingleEvaluator(DatasetEvaluator):
+    """IoU-single (``IoUSingle``, the contrastive-concepts paper): each class of an image queried alone.
+
+    Each output is a dict class index -> H x W binary mask (True = the pixels the query alone
+    claimed), with exactly one mask per class of ``classes_to_query(item)``: the classes present in
+    the item's ground truth (``label_key``), less ``ignore_index`` and ``background_index``. An item
+    with nothing to query has the output ``{}``. Why a dict and not one label map: the queries of
+    one image are separate open-world predictions whose masks may overlap. Why exactly those
+    classes: a predict that skipped a class would raise its mean unnoticed, so ``process`` raises
+    ValueError (before counting any of the batch) when an output's classes differ.
+
+    ``evaluate`` gives ``IoUSingle.compute`` (mIoU_single, per-class IoU, queries) and ``images``,
+    the number of items that had at least one query.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, background_index: int | None = None,
+                 label_key: str = "label") -> None:
+        self.metric = IoUSingle(num_classes, ignore_index=ignore_index, background_index=background_index)
+        self.label_key = label_key
+        self.images = 0
+
+    def classes_to_query(self, item: dict) -> list[int]:
+        """The class indices (ascending) an output for ``item`` must hold a mask for."""
+        return self.metric.classes_to_query(item[self.label_key])
+
+    def reset(self) -> None:
+        self.metric.reset()
+        self.images = 0
+
+    def process(self, inputs: Sequence[dict], outputs: Sequence[Mapping]) -> None:
+        pairs = list(zip(inputs, outputs, strict=True))
+        for item, masks in pairs:
+            wanted = self.classes_to_query(item)
+            got = sorted(int(c) for c in masks)
+            if got != wanted:
+                raise ValueError(f"an output has masks for the classes {got}, but its ground truth asks for {wanted}")
+        for item, masks in pairs:
+            for c, mask in masks.items():
+                self.metric.update(c, mask, item[self.label_key])
+            self.images += bool(masks)
+
+    def evaluate(self) -> dict:
+        return {**self.metric.compute(), "images": self.images}
+
+    def state_dict(self) -> dict:
+        return {**self.metric.state_dict(), "images": self.images}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "images" not in state:
+            raise ValueError("an IoU-single checkpoint without its count of images")
+        self.metric.load_state_dict(state)
+        self.images = int(state["images"])
 
 
 def inference_on_dataset(

@@ -200,6 +200,23 @@ class IoUSingle:
         self.union = np.zeros(self.num_classes, dtype=np.int64)
         self.queries = np.zeros(self.num_classes, dtype=np.int64)
 
+    def reset(self) -> None:
+        self.intersection[:] = 0
+        self.union[:] = 0
+        self.queries[:] = 0
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the three per-class counts ``compute`` needs, so a checkpoint restores them exactly."""
+        return {"intersection": self.intersection.copy(), "union": self.union.copy(), "queries": self.queries.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        counts = {k: np.asarray(state[k], dtype=np.int64) for k in ("intersection", "union", "queries")}
+        for key, value in counts.items():
+            if value.shape != (self.num_classes,):
+                raise ValueError(f"a checkpoint's {key} of shape {value.shape} does not fit {self.num_classes} classes")
+        for key, value in counts.items():
+            getattr(self, key)[...] = value
+
     def classes_to_query(self, target) -> list[int]:
         """The scored classes present in a ground-truth map: the queries to make for this image."""
         present = np.unique(_as_int_array(target))
