@@ -100,6 +100,10 @@ class DenseEncoder(nn.Module):
         # int8: a quantised copy that shares every non-Linear tensor with ``visual``
         self.visual = quantized_copy(visual) if precision == "int8" else visual
         self.head = get_head(head)
+        if self.precision in self.head.unoffered_precisions:
+            raise OvssError(f"precision={precision!r} is not offered with the {self.head.name} head: it agreed with fp32 "
+                            "on fewer than 99 % of pixels on ShapesWorld (docs/benchmarks.md); use bf16 or fp32",
+                            param="precision")
         self.native_grid = tuple(visual.grid_size)
         self.patch_size = tuple(visual.patch_size)
         self._window_cache: dict[tuple, torch.Tensor] = {}

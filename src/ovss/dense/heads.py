@@ -49,6 +49,9 @@ class DenseHead:
     (``with_rcs``); ``naclip+rcs`` is ResCLIP's own method.
     second: the second backbone (``ovss.model.second``) whose patch correspondence is the last
     block's attention (ProxyCLIP, ``ovss.dense.proxy``); the features come out on its grid.
+    unoffered_precisions: fast precisions (``ovss.dense.precision``) this head refuses because they
+    missed the quality bar (>= 99 % of pixels agreeing with fp32 on ShapesWorld validation,
+    docs/benchmarks.md); SC-CLIP's outlier search amplifies int8's small changes.
     """
 
     name: str
@@ -61,6 +64,7 @@ class DenseHead:
     levels: str | None = None
     rcs: tuple[float, float] | None = None
     second: str | None = None
+    unoffered_precisions: tuple[str, ...] = ()
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -92,7 +96,7 @@ HEADS: dict[str, DenseHead] = {
         description="ProxyCLIP: a second backbone's (DINO) patch similarity attends over the last block's values",
     ),
     "scclip": DenseHead(
-        "scclip", "kk", residual=False, ffn=False, levels="scclip",
+        "scclip", "kk", residual=False, ffn=False, levels="scclip", unoffered_precisions=("int8",),
         description="SC-CLIP: anomaly tokens repaired, mid-layer similarity guides the last block, multi-level fusion",
     ),
 }
