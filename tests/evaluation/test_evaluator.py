@@ -197,3 +197,18 @@ def test_opendas_proposals_go_through_the_loop(loop_calls, small_world, tiny_ran
 
     segments_miou(PromptLearner.unprompted(tiny_random), SegDataset("shapesworld", small_world, "val"), "gt", progress=False)
     assert loop_calls == [2]
+
+
+def test_a_half_written_evaluator_fails_when_created():
+    """DatasetEvaluator is abstract: a subclass missing one of the five methods cannot be created."""
+    import pytest
+
+    from ovss.evaluation.evaluator import DatasetEvaluator
+
+    class NoCheckpoint(DatasetEvaluator):
+        def reset(self): ...
+        def process(self, inputs, outputs): ...
+        def evaluate(self): return {}
+
+    with pytest.raises(TypeError, match="state_dict"):
+        NoCheckpoint()

@@ -19,6 +19,7 @@ update a metric".
 """
 from __future__ import annotations
 
+import abc
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -27,28 +28,29 @@ from .metrics import ConfusionMatrix, IoUSingle
 __all__ = ["DatasetEvaluator", "SemSegEvaluator", "EvaluatorsByKey", "IoUSingleEvaluator", "inference_on_dataset"]
 
 
-class DatasetEvaluator:
-    """Accumulates scores over batches of (items, outputs); subclasses fill in the five methods."""
+class DatasetEvaluator(abc.ABC):
+    """Accumulates scores over batches of (items, outputs); a subclass must define all five methods
+    (an abstract base, so a half-written evaluator fails when it is created, not mid-run)."""
 
+    @abc.abstractmethod
     def reset(self) -> None:
         """Forget everything processed so far."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def process(self, inputs: Sequence[dict], outputs: Sequence) -> None:
         """Add a batch: ``outputs[i]`` is the prediction for ``inputs[i]``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def evaluate(self) -> dict:
         """The scores of everything processed so far (does not change the accumulated state)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def state_dict(self) -> dict:
         """A copy of the accumulated state, enough for ``load_state_dict`` to continue exactly."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def load_state_dict(self, state: dict) -> None:
         """Replace the accumulated state by a ``state_dict``; ValueError if it does not fit."""
-        raise NotImplementedError
 
 
 class SemSegEvaluator(DatasetEvaluator):
