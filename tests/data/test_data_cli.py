@@ -31,7 +31,7 @@ def test_check_ok(tmp_path: Path, capsys) -> None:
 def test_check_problems_exit_non_zero(tmp_path: Path, capsys) -> None:
     assert _run(["data", "check", str(tmp_path), "--dataset", "cityscapes"]) != 0
     err = capsys.readouterr().err
-    assert str(tmp_path / "leftImg8bit/val") in err and "tools/dataset_converters/cityscapes.py" in err
+    assert str(tmp_path / "leftImg8bit/val") in err and "ovss data prepare cityscapes --from DOWNLOADS --out ROOT" in err
 
 
 def test_list_prints_every_dataset(capsys) -> None:

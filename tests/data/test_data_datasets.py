@@ -161,7 +161,7 @@ def test_check_layout_counts_images_without_annotations(tmp_path: Path) -> None:
     assert report.images == 2 and report.annotations == 0
     assert len(report.problems) == 1
     assert "2 of 2 images have no *_instanceTrainIds.png annotation" in report.problems[0]
-    assert "cvt_coco_object.py" in report.problems[0]
+    assert "ovss data prepare coco_object" in report.problems[0]
 
 
 def test_check_layout_reports_split_entries_without_images(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def class_names(dataset: str, root: str | os.PathLike | None = None) -> list[lis
     Benchmarks use the files shipped in ``ovss/data/classnames/``; ``shapesworld`` lists its own
     classes in ``ROOT/classes.txt``, so it needs ``root``.
     """
-    from .datasets import get_spec, resolve_root  # late import: datasets imports this module
+    from .specs import get_spec, resolve_root  # late import: the layout scan imports this module
 
     spec = get_spec(dataset)
     if spec.classes_in_root:
@@ -101,7 +101,7 @@ def protocol_class_file(dataset: str, class_set: str | None) -> Path | None:
     if not class_set:
         return None
     folder = class_set_folder(class_set)
-    from .datasets import get_spec  # late import: datasets imports this module
+    from .specs import get_spec  # late import: the layout scan imports this module
 
     spec = get_spec(dataset)
     if spec.classes_in_root:
