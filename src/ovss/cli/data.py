@@ -1,7 +1,7 @@
-"""``ovss data``: list the supported benchmarks and check that one is laid out for evaluation.
+"""``ovss data``: list the supported benchmarks, prepare one from its official downloads, check its layout.
 
 Checking first turns a crash half-way through an evaluation into a one-line answer that names the
-missing folder and the command that prepares it.
+missing folder and the command that prepares it; ``prepare`` is that command, and ends by checking.
 """
 from __future__ import annotations
 
@@ -23,6 +23,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     check.add_argument("--dataset", required=True, metavar="NAME", help="registered dataset name (see `ovss data list`), or scene3d for 3D scenes")
     check.add_argument("--split", default="val", help="split to check (default: val)")
     check.set_defaults(func=run_check)
+
+    prepare = sub.add_parser(
+        "prepare", help="build a benchmark's evaluation layout from the official downloads (no mmsegmentation)",
+        description="Read the official archives in place (tar/zip, nothing extracted), write the split's images and "
+                    "label maps as MMSegmentation's and SCLIP's converters would (docs/parity.md), then run `data check`. "
+                    "Resumable: run it again after a kill and it skips the finished files; it never writes over a file "
+                    "it did not write.",
+    )
+    prepare.add_argument("dataset", metavar="NAME", help="voc21, voc20, context60, context59, coco_object, coco_stuff164k, cityscapes or ade20k")
+    prepare.add_argument("--from", dest="downloads", required=True, metavar="DOWNLOADS",
+                         help="folder holding the official files under their own names (e.g. VOCtrainval_11-May-2012.tar)")
+    prepare.add_argument("--out", required=True, metavar="ROOT",
+                         help="data root: the dataset goes to its usual folder below it (ROOT/VOCdevkit/VOC2012, ROOT/coco_stuff164k, ...)")
+    prepare.add_argument("--split", default="val", help="split to prepare (default: val, the one the benchmarks evaluate)")
+    prepare.add_argument("--no-checksum", dest="checksum", action="store_false",
+                         help="skip comparing the downloads with their published md5/sha1 (structure is still checked)")
+    prepare.set_defaults(func=run_prepare)
 
     listing = sub.add_parser("list", help="print the registered datasets",
                              description="Print every dataset name ovss knows (the names --dataset and "
@@ -57,6 +74,15 @@ def run_check(args: argparse.Namespace) -> int:
         return 1
     print(f"ok: {report.images} images, {report.annotations} annotations, {report.classes} classes")
     return 0
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from ..data.prepare import prepare_dataset
+
+    result = prepare_dataset(args.dataset, args.downloads, args.out, split=args.split,
+                             checksum=args.checksum, progress=sys.stderr.isatty())
+    print(f"{result.dataset} ({args.split}): {result.written} file(s) written, {result.skipped} kept from an earlier run, in {result.folder}")
+    return run_check(argparse.Namespace(root=args.out, dataset=result.dataset, split=args.split))
 
 
 def run_list(args: argparse.Namespace) -> int:
