@@ -64,6 +64,8 @@ class Archive:
                 self._zip = None
                 self._tar = tarfile.open(self.path, "r:*")
                 infos = [m for m in self._tar.getmembers() if m.isfile()]  # reads every header: finds a cut-off tar
+                if self.path.stat().st_size < self._tar.offset + 2 * tarfile.BLOCKSIZE:
+                    raise tarfile.ReadError("no end-of-archive blocks after the last member")  # cut at a member's end
                 self._index = {m.name: m for m in infos}
                 self.members = {m.name: Member(m.name, m.size, m.offset) for m in infos}
         except _READ_ERRORS as e:
