@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                          help="data root: the dataset goes to its usual folder below it (ROOT/VOCdevkit/VOC2012, ROOT/coco_stuff164k, ...)")
     prepare.add_argument("--split", default="val", help="split to prepare (default: val, the one the benchmarks evaluate)")
     prepare.add_argument("--no-checksum", dest="checksum", action="store_false",
-                         help="skip comparing the downloads with their published md5/sha1 (structure is still checked)")
+                         help="skip comparing the downloads with their published md5/sha1 (default: compare; the structure is always checked)")
     prepare.set_defaults(func=run_prepare)
 
     listing = sub.add_parser("list", help="print the registered datasets",
