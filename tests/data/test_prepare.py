@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from .prepare_archives import (
     coco_downloads,
     context_downloads,
     voc2012_tar,
+    write_zip,
 )
 
 
@@ -228,3 +230,46 @@ def test_cli_names_the_flag(tmp_path, capsys):
     assert main(["data", "prepare", "ade20k", "--from", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"ovss: error: --from folder {tmp_path / 'nowhere'} does not exist or is not a folder"
+
+
+def test_a_killed_run_resumes_to_the_same_files(tmp_path, monkeypatch):
+    from ovss.data.prepare.output import OutputFolder
+
+    context_downloads(tmp_path)
+    real = OutputFolder.write_label
+    calls = []
+
+    def dies_on_the_second(self, rel, label):
+        calls.append(rel)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the user's Ctrl-C, between two files
+        return real(self, rel, label)
+
+    monkeypatch.setattr(OutputFolder, "write_label", dies_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset("context60", tmp_path, tmp_path / "data", checksum=False)
+    monkeypatch.setattr(OutputFolder, "write_label", real)
+    base = tmp_path / "data/VOCdevkit/VOC2010"
+    finished = sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file() and p.name != LOG_NAME)
+    assert "SegmentationClassContext/2008_000001.png" in finished and len(finished) == 3
+    again = prepare_dataset("context60", tmp_path, tmp_path / "data", checksum=False)
+    assert (again.written, again.skipped) == (2, 3)  # what was written before the kill is kept
+    assert np.array_equal(read_label(base / "SegmentationClassContext/2008_000001.png"), CONTEXT_EXPECTED)
+    assert not list(base.rglob("*.tmp"))
+
+
+def test_not_an_archive_is_one_line(tmp_path):
+    (tmp_path / "VOCtrainval_11-May-2012.tar").write_bytes(b"<html>404 Not Found</html>" * 40)
+    with pytest.raises(OvssError, match=r"VOCtrainval_11-May-2012.tar is damaged or truncated \(.*\); download it again$"):
+        prepare_dataset("voc21", tmp_path, tmp_path / "data", checksum=False)
+
+
+def test_a_repacked_zip_with_a_wrapping_folder_is_read_the_same(tmp_path):
+    coco_downloads(tmp_path)
+    stuff = tmp_path / "stuffthingmaps_trainval2017.zip"
+    with zipfile.ZipFile(stuff) as z:
+        members = {"stuffthingmaps/" + n: z.read(n) for n in z.namelist()}
+    write_zip(stuff, members)
+    prepare_dataset("coco_stuff164k", tmp_path, tmp_path / "data", checksum=False)
+    ann = tmp_path / "data/coco_stuff164k/annotations/val2017"
+    assert np.array_equal(read_label(ann / "000000000139_labelTrainIds.png"), COCO_STUFF_EXPECTED)

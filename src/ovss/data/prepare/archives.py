@@ -39,6 +39,11 @@ def _broken(path: Path, e: Exception) -> OvssError:
     return OvssError(f"{path} is damaged or truncated ({why}); download it again")
 
 
+def _plain(name: str) -> str:
+    """A member's path without a leading ``./`` (``tar -cf x.tar ./VOCdevkit`` writes one)."""
+    return name[2:] if name.startswith("./") else name
+
+
 @dataclass
 class Member:
     name: str
@@ -56,8 +61,8 @@ class Archive:
                 self._zip = zipfile.ZipFile(self.path)
                 self._tar = None
                 infos = [i for i in self._zip.infolist() if not i.is_dir()]
-                self._index = {i.filename: i for i in infos}
-                self.members = {i.filename: Member(i.filename, i.file_size, i.header_offset) for i in infos}
+                self._index = {_plain(i.filename): i for i in infos}
+                self.members = {_plain(i.filename): Member(_plain(i.filename), i.file_size, i.header_offset) for i in infos}
             elif self.path.suffix == ".zip":
                 raise zipfile.BadZipFile("no zip directory at its end")
             else:
@@ -66,8 +71,8 @@ class Archive:
                 infos = [m for m in self._tar.getmembers() if m.isfile()]  # reads every header: finds a cut-off tar
                 if self.path.stat().st_size < self._tar.offset + 2 * tarfile.BLOCKSIZE:
                     raise tarfile.ReadError("no end-of-archive blocks after the last member")  # cut at a member's end
-                self._index = {m.name: m for m in infos}
-                self.members = {m.name: Member(m.name, m.size, m.offset) for m in infos}
+                self._index = {_plain(m.name): m for m in infos}
+                self.members = {_plain(m.name): Member(_plain(m.name), m.size, m.offset) for m in infos}
         except _READ_ERRORS as e:
             raise _broken(self.path, e) from None
 

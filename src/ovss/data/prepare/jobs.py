@@ -63,12 +63,26 @@ class Downloads:
 
 
 def matching(archive: Archive, prefix: str, suffix: str) -> dict[str, str]:
-    """Members ``prefix + NAME + suffix`` as {NAME: member}; NAME may hold folders (Cityscapes' cities)."""
-    return {
-        m[len(prefix): len(m) - len(suffix)]: m
-        for m in archive.members
-        if m.startswith(prefix) and m.endswith(suffix) and len(m) > len(prefix) + len(suffix)
-    }
+    """Members ``prefix + NAME + suffix`` as {NAME: member}; NAME may hold folders (Cityscapes' cities).
+
+    The prefix may also follow one wrapping folder (a repacked ``something/``), so an
+    archive re-zipped around its official tree is read the same.
+    """
+    found = {}
+    for m in archive.members:
+        if not m.endswith(suffix):
+            continue
+        if m.startswith(prefix):
+            at = 0
+        else:
+            wrap = m.find("/" + prefix)
+            if wrap < 0 or "/" in m[:wrap]:
+                continue
+            at = wrap + 1
+        name = m[at + len(prefix): len(m) - len(suffix)]
+        if name:
+            found.setdefault(name, m)
+    return found
 
 
 def require_pairs(images: dict[str, str], labels: dict[str, str], archive: Archive, what: str) -> list[str]:
