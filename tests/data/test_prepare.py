@@ -273,3 +273,13 @@ def test_a_repacked_zip_with_a_wrapping_folder_is_read_the_same(tmp_path):
     prepare_dataset("coco_stuff164k", tmp_path, tmp_path / "data", checksum=False)
     ann = tmp_path / "data/coco_stuff164k/annotations/val2017"
     assert np.array_equal(read_label(ann / "000000000139_labelTrainIds.png"), COCO_STUFF_EXPECTED)
+
+
+def test_data_check_advice_names_ovss_data_prepare():
+    from ovss.data import DATASETS
+    from ovss.data.prepare import PREPARERS
+
+    assert set(PREPARERS) == set(DATASETS) - {"shapesworld"}
+    for name in PREPARERS:
+        assert DATASETS[name].prepare.endswith(f"then run `ovss data prepare {name} --from DOWNLOADS --out ROOT`")
+        assert "mmseg" not in DATASETS[name].prepare and "dataset_converters" not in DATASETS[name].prepare
