@@ -43,7 +43,8 @@ def voc_jobs(downloads: Downloads, split: str) -> list[Job]:
         raise OvssError(f"{tar.path} has no {split_member}; is it {VOC2012_TAR}, and is {split!r} a VOC split?", param="split")
     split_text = tar.read(split_member)
     names = sorted({line.strip() for line in split_text.decode("utf-8", "replace").splitlines() if line.strip()})
-    images = {n: m for n, m in matching(tar, base + "JPEGImages/", ".jpg").items() if n in names}
+    wanted = set(names)
+    images = {n: m for n, m in matching(tar, base + "JPEGImages/", ".jpg").items() if n in wanted}
     labels = matching(tar, base + "SegmentationClass/", ".png")
     absent = [n for n in names if n not in images]
     if absent:
