@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("table", nargs="?", help="table name (see --list)")
     p.add_argument("--list", action="store_true", help="list the tables: paper, table, backbone, data, weights, GPU time")
-    p.add_argument("--data-root", help="folder with one sub-folder per dataset (ROOT/voc21, ...), or the dataset's own root")
+    p.add_argument("--data-root", help="the data root `ovss data prepare NAME --out ROOT` writes to (one for every dataset), or a dataset's own root")
     p.add_argument("--model", default=None, help="open_clip model name (default: the table's backbone)")
     p.add_argument("--pretrained", default=None,
                    help="weights of the table's backbone: an open_clip tag (openai) or a local checkpoint file")

@@ -5,10 +5,11 @@ the benchmark runner (``evaluation.runner.run_benchmark``): a rerun skips finish
 resumes unfinished ones, and under ``torchrun`` the images are sharded across processes. The
 comparison is written beside them: ``RUN/reproduce.{md,csv,json,png}``.
 
-Data: ``data_root`` is a folder holding one sub-folder per dataset (``ROOT/voc21``, as
-``ovss data prepare voc21 --from DOWNLOADS --out ROOT/voc21`` writes it), or, for a one-dataset
-table, the dataset's own root. Every missing dataset is named, with the command that makes it,
-before the model runs.
+Data: ``data_root`` is the one folder that holds the datasets, as ``ovss data prepare NAME --from
+DOWNLOADS --out ROOT`` writes them (``ROOT/VOCdevkit/VOC2012``, ``ROOT/coco_stuff164k``, ...; the
+dataset finds its folder below ROOT), or a dataset's own root. ShapesWorld is looked for in
+``ROOT/shapesworld``, then ROOT. Every missing dataset is one line naming the command that makes
+it, before the model runs.
 """
 from __future__ import annotations
 
@@ -62,8 +63,9 @@ def _runnable(table: Table, row: str, col: Column) -> bool:
 
 
 def dataset_roots(table: Table, data_root: str | os.PathLike, datasets: Sequence[str]) -> dict[str, Path]:
-    """``ROOT/{dataset}`` where it exists, else ``ROOT`` itself; every dataset that does not open
-    is one line naming the command that makes it (raised together, before any model runs)."""
+    """``ROOT/{dataset}`` where that folder exists, else ``ROOT`` (below which each dataset finds its
+    own folder); every dataset that does not open is one line naming the command that makes it
+    (raised together, before any model runs)."""
     base = Path(data_root).expanduser()
     roots, missing = {}, []
     for name in datasets:
@@ -71,10 +73,10 @@ def dataset_roots(table: Table, data_root: str | os.PathLike, datasets: Sequence
         try:
             open_dataset(name, root, "val", table.spec.limit)
         except OvssError as e:
-            where = base / name
-            make = (table.spec.prepare.format(root=where) if table.spec.prepare
-                    else f"ovss data prepare {name} --from DOWNLOADS --out {where}")
-            missing.append(f"{name}: not found at {where} ({str(e).split(' (diagnose')[0]}); make it with `{make}`")
+            make = (table.spec.prepare.format(root=base / name) if table.spec.prepare
+                    else f"ovss data prepare {name} --from DOWNLOADS --out {base}")
+            why = str(e).split(" (diagnose")[0].split("; how to prepare")[0]
+            missing.append(f"{name}: not found under {base} ({why}); make it with `{make}`")
             continue
         roots[name] = root
     if missing:
