@@ -109,11 +109,10 @@ def test_docs_protocols_resclip_table_is_the_csv():
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "protocols.md").read_text(encoding="utf-8")
     order = ["voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff164k", "cityscapes", "ade20k"]
-    names = {"NACLIP + ResCLIP (`--preset resclip`)": "NACLIP+ResCLIP", "SCLIP + ResCLIP": "SCLIP+ResCLIP",
-             "ClearCLIP + ResCLIP": "ClearCLIP+ResCLIP"}
+    names = {"NACLIP + ResCLIP": "NACLIP+ResCLIP", "SCLIP + ResCLIP": "SCLIP+ResCLIP", "ClearCLIP + ResCLIP": "ClearCLIP+ResCLIP"}
     rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ViT-")]
     assert len(rows) == 6
     for backbone, method, *values in rows:
         table = get_table("resclip-vitb16" if backbone.strip() == "ViT-B/16" else "resclip-vitl14")
         for dataset, value in zip(order, values):
-            assert table.cell(dataset, names[method.strip()]).text == value.strip(), (backbone, method, dataset)
+            assert table.cell(dataset, names[method.split("(")[0].strip()]).text == value.strip(), (backbone, method, dataset)
