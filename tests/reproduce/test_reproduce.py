@@ -105,26 +105,30 @@ def sw_val(tmp_path_factory):
 
 
 def test_shapesworld_heads_reproduces_the_docs_cells(sw_val, tmp_path):
-    """docs/benchmarks.md (issue 17 table, first 20 images): naclip 44.86 and clearclip 47.95 on the
-    clean images. Measured equal to the printed digits (tolerance 0.005), on one thread as the docs' run."""
+    """docs/benchmarks.md (issue 17 table, first 20 images): naclip 44.86 clean and 12.20 under
+    Gaussian noise, clearclip 47.95 and 12.43. Measured equal to the printed digits (tolerance 0.005), on
+    one thread as the docs' run. (Measured once more widely: naclip and gem on gaussian_noise, frost
+    and fog reproduce to the digit as well.)"""
     from ovss.model import load_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         model = load_model()
-        out = reproduce_table("shapesworld-heads", model, sw_val, tmp_path / "run", rows=["original"],
-                              columns=["naclip", "clearclip"], workers=0, progress=False)
-        again = reproduce_table("shapesworld-heads", model, sw_val, tmp_path / "run", rows=["original"],
-                                columns=["naclip"], workers=0, progress=False)  # resumes: nothing reruns
+        first = reproduce_table("shapesworld-heads", model, sw_val, tmp_path / "run", rows=["original", "gaussian_noise"],
+                                columns=["naclip"], workers=0, progress=False)
+        out = reproduce_table("shapesworld-heads", model, sw_val, tmp_path / "run", rows=["original", "gaussian_noise"],
+                              columns=["clearclip"], workers=0, progress=False, limit=None)
     finally:
         torch.set_num_threads(threads)
     cells = {(c["row"], c["column"]): c for c in out["cells"]}
-    for col in ("naclip", "clearclip"):
-        cell = cells[("original", col)]
-        assert abs(cell["delta"]) <= 0.005, cell
+    assert cells[("original", "naclip")]["measured"] == {(c["row"], c["column"]): c for c in first["cells"]}[
+        ("original", "naclip")]["measured"]  # the earlier column is kept, not rerun
+    for key in [("original", "naclip"), ("gaussian_noise", "naclip"), ("original", "clearclip"),
+                ("gaussian_noise", "clearclip")]:
+        assert abs(cells[key]["delta"]) <= 0.005, cells[key]
     assert out["images_per_dataset"] == 20
-    assert {(c["row"], c["column"]): c["measured"] for c in again["cells"]}[("original", "naclip")] == \
-        cells[("original", "naclip")]["measured"]
     saved = json.loads((tmp_path / "run" / "naclip" / "shapesworld" / "none" / "original.json").read_text())
     assert saved["settings"]["limit"] == 20 and saved["settings"]["segmenter"]["head"] == "naclip"
+    md = (tmp_path / "run" / "reproduce.md").read_text()
+    assert "| original | 44.86 \\| 44.86 \\| 0.00 | 47.95 \\| 47.95 \\| 0.00 |" in md

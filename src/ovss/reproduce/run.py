@@ -134,6 +134,9 @@ def reproduce_table(
     if model.describe().get("model") != want:
         raise OvssError(f"table {table.name} is measured with {want}; the model given is {model.describe().get('model')}",
                         param="model")
+    if second_weights is None and any(c.protocol == "proxyclip" for c in chosen_cols):
+        raise OvssError("ProxyCLIP columns need the DINO checkpoint: pass second_weights (dino_vitbase8_pretrain.pth)",
+                        param="second_weights")
     images = limit if limit is not None else table.spec.limit
     if table.spec.rows_are == "dataset":
         datasets = [r for r in chosen_rows if any(_runnable(table, r, c) for c in chosen_cols)]
@@ -150,7 +153,7 @@ def reproduce_table(
         if not runs:
             continue
         corruptions = ("original",) if table.spec.rows_are == "dataset" else [r for r in chosen_rows if _runnable(table, r, col)]
-        method = get_method(col.method, protocol=col.protocol) if col.method != "none" else get_method("none")
+        method = get_method(col.method, protocol=col.protocol)  # as `ovss bench --preset P --methods M`
         seeds = table.spec.seeds if col.method != "none" else (0,)
         overrides = {"second_weights": second_weights} if second_weights is not None else {}
         run_benchmark(
@@ -161,7 +164,9 @@ def reproduce_table(
     rank, _ = rank_world()
     if rank != 0:
         return {}
-    return write_comparison(table, out, chosen_rows, chosen_cols, images, model.describe())
+    # columns run earlier into this folder stay in the comparison
+    shown = [c for c in table.runnable_columns() if c in chosen_cols or (out / c.folder).is_dir()]
+    return write_comparison(table, out, chosen_rows, shown, images, model.describe())
 
 
 def measured_value(run: Path, dataset: str, method: str, scenario: str) -> tuple[float | None, int]:
