@@ -89,6 +89,14 @@ def test_cli_needs_the_weights_and_lists_tables(tmp_path, capsys):
     assert "GPU time" in listing and "weights" in listing
 
 
+def test_the_model_must_be_the_tables(tmp_path, sw_val):
+    from ovss.model import load_model
+
+    with pytest.raises(OvssError, match="measured with the embedded default weights"):
+        reproduce_table("shapesworld-heads", load_model(None, "none"), sw_val, tmp_path / "run", rows=["original"])
+    assert not (tmp_path / "run").exists()
+
+
 def test_never_writes_over_a_foreign_comparison(tmp_path):
     (tmp_path / "reproduce.md").write_text("mine")
     with pytest.raises(OvssError, match="refusing to write over"):

@@ -131,9 +131,12 @@ def reproduce_table(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise OvssError(f"limit must be a positive number of images, got {limit!r}", param="limit")
     want = table.spec.model or "ovss-tiny"
-    if model.describe().get("model") != want:
-        raise OvssError(f"table {table.name} is measured with {want}; the model given is {model.describe().get('model')}",
-                        param="model")
+    info = model.describe()
+    if info.get("model") != want:
+        raise OvssError(f"table {table.name} is measured with {want}; the model given is {info.get('model')}", param="model")
+    if table.spec.model is None and info.get("pretrained") != "shapesworld":  # the docs' figures: the default weights
+        raise OvssError(f"table {table.name} is measured with the embedded default weights (shapesworld), "
+                        f"not {info.get('pretrained')!r}", param="pretrained")
     if second_weights is None and any(c.protocol == "proxyclip" for c in chosen_cols):
         raise OvssError("ProxyCLIP columns need the DINO checkpoint: pass second_weights (dino_vitbase8_pretrain.pth)",
                         param="second_weights")
