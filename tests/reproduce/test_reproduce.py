@@ -87,6 +87,8 @@ def test_cli_needs_the_weights_and_lists_tables(tmp_path, capsys):
                  "clearclip-appendix-vitb16", "mlmp-v20c", "shapesworld-heads"):
         assert name in listing
     assert "GPU time" in listing and "weights" in listing
+    assert "data: `ovss data prepare NAME --from DOWNLOADS --out ROOT` for NAME in voc20, context59" in listing
+    assert "data: `ovss world make --out ROOT/shapesworld --n 50 --seed 1 --split val`" in listing
 
 
 def test_the_model_must_be_the_tables(tmp_path, sw_val):

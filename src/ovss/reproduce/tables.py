@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..corruptions import CORRUPTION_NAMES
+from ..data import DATASETS
 from ..errors import OvssError
 from .published import Published, load_published
 
@@ -184,6 +185,16 @@ def average_members(table: Table) -> list[str]:
     return [r for r in table.rows if r != "average"]
 
 
+def data_text(table: Table) -> str:
+    """How the table's data is made, in one line."""
+    if table.spec.prepare:
+        return "`" + table.spec.prepare.format(root="ROOT/shapesworld") + "`"
+    names = [d for d in table.datasets if d in DATASETS]
+    if not names:
+        return "-"
+    return f"`ovss data prepare NAME --from DOWNLOADS --out ROOT` for NAME in {', '.join(names)}"
+
+
 def list_text() -> str:
     """What ``ovss reproduce --list`` prints: one block per table."""
     lines = []
@@ -195,6 +206,7 @@ def list_text() -> str:
             f"  paper: {t.spec.paper}; {t.spec.table}",
             f"  backbone: {t.backbone}; weights: {t.spec.weights}",
             f"  datasets: {', '.join(t.datasets)}" + (f" ({t.spec.limit} images)" if t.spec.limit else ""),
+            f"  data: {data_text(t)}",
             f"  columns: {', '.join(c.name + ('' if c.protocol else ' (not run)') for c in t.columns)}",
             f"  published cells: {found} of {len(t.cells)} found; GPU time: {t.gpu_estimate()}",
             "",
