@@ -142,3 +142,8 @@ def test_shapesworld_heads_reproduces_the_docs_cells(sw_val, tmp_path):
     assert saved["settings"]["limit"] == 20 and saved["settings"]["segmenter"]["head"] == "naclip"
     md = (tmp_path / "run" / "reproduce.md").read_text()
     assert "| original | 44.86 \\| 44.86 \\| 0.00 | 47.95 \\| 47.95 \\| 0.00 |" in md
+    (tmp_path / "run" / "reproduce.md").unlink()
+    assert main(["reproduce", "shapesworld-heads", "--out", str(tmp_path / "run"), "--report-only"]) == 0
+    again = (tmp_path / "run" / "reproduce.md").read_text()  # every row now, the two columns that ran
+    assert "| original | 44.86 \\| 44.86 \\| 0.00 | 47.95 \\| 47.95 \\| 0.00 |" in again
+    assert "| frost | - \\| 8.57 \\| - | - \\| 8.47 \\| - |" in again

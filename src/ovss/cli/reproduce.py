@@ -39,6 +39,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default=None, metavar="RUN", help="run folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace results in RUN computed with other settings (default: stop and say what differs)")
+    p.add_argument("--report-only", action="store_true",
+                   help="only rebuild RUN/reproduce.* from the results already in RUN (no model, no data)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -58,6 +60,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.table:
         raise OvssError("name a table (see `ovss reproduce --list`)")
     table = get_table(args.table)
+    if args.report_only:
+        if not args.out:
+            raise OvssError("--report-only needs --out RUN, the folder of an earlier run")
+        from ..reproduce.run import report_table
+
+        print(report_table(table.name, args.out)["markdown"], end="")
+        return 0
     if not args.data_root or not args.out:
         raise OvssError("--data-root and --out are required to run a table (e.g. --data-root data --out run_table)")
     rows, columns = select(table, _names(args.rows), _names(args.columns))

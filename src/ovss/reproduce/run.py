@@ -172,6 +172,24 @@ def reproduce_table(
     return write_comparison(table, out, chosen_rows, shown, images, model.describe())
 
 
+def report_table(name: str, out: str | os.PathLike) -> dict:
+    """Rebuild ``RUN/reproduce.*`` from the result JSONs already in ``out`` (no model, no data):
+    every row of the table, every column that has a run folder."""
+    import json
+
+    table = get_table(name)
+    out = Path(out)
+    check_run_folder(out, table)
+    shown = [c for c in table.runnable_columns() if (out / c.folder).is_dir()]
+    if not shown:
+        raise OvssError(f"{out} holds no results of table {table.name}; run it first", param="out")
+    record = out / OUTPUTS[0]
+    previous = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+    rows = [r for r in table.rows if r != "average"]
+    images = previous.get("images_per_dataset", table.spec.limit)
+    return write_comparison(table, out, rows, shown, images, previous.get("model", {}))
+
+
 def measured_value(run: Path, dataset: str, method: str, scenario: str) -> tuple[float | None, int]:
     """Mean mIoU over the seeds found for one cell (None when the cell has not run), and the seed count."""
     import json
