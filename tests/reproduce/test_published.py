@@ -48,6 +48,8 @@ def test_every_table_has_cells_and_the_seven_heads_and_mlmp_are_listed():
     ("resclip-vitl14", "ClearCLIP+ResCLIP", "cityscapes", "34.1"),
     ("clearclip-appendix-vitb16", "GEM", "voc20", "79.9"),  # ClearCLIP assets/results.png
     ("clearclip-appendix-vitl14", "ClearCLIP", "ade20k", "15.0"),
+    ("proxyclip-vitb16", "ProxyCLIP", "context59", "39.1"),  # Trident assets/data_result.png
+    ("proxyclip-vitb16", "ProxyCLIP (OpenCLIP ViT-H/14)", "average", "44.4"),
     ("mlmp-v20c", "mlmp", "original", "83.76"),  # MLMP README (shared/papers/000)
     ("mlmp-v20c", "tent", "original", "77"),
     ("shapesworld-heads", "naclip", "original", "44.86"),  # docs/benchmarks.md
@@ -59,10 +61,23 @@ def test_hand_checked_values(table, method, row, text):
 
 
 def test_not_found_is_empty_with_a_note():
-    for table in ("scclip-vitb16", "proxyclip-vitb16"):
-        cells = [c for c in get_table(table).cells if c.dataset != "average"]
-        assert len(cells) == 8 and all(c.value is None and "not found" in c.note for c in cells)
+    cells = [c for c in get_table("scclip-vitb16").cells if c.dataset != "average"]
+    assert len(cells) == 8 and all(c.value is None and "not found" in c.note for c in cells)
     assert get_table("scclip-vitb16").cell("average", "SC-CLIP").text == "43.9"  # SC-CLIP (TIP 2025), Sec. IV-B
+    gem = get_table("gem-vitb16")
+    assert [c.dataset for c in gem.cells if c.value is None] == ["coco_object", "voc20", "context59", "coco_stuff164k",
+                                                                  "cityscapes", "ade20k"]
+
+
+def test_published_eight_dataset_averages_are_the_mean():
+    """NACLIP's README and Trident's ProxyCLIP rows print an average of the eight datasets: it must be
+    the mean of the transcribed cells (to the printed rounding)."""
+    for table, method, abs_ in [("naclip-readme", "NACLIP", 0.006), ("proxyclip-vitb16", "ProxyCLIP", 0.06),
+                                ("proxyclip-vitb16", "ProxyCLIP (OpenCLIP ViT-H/14)", 0.06)]:
+        t = get_table(table)
+        cells = [c.value for c in t.cells if c.method == method and c.dataset not in ("average", "coco_stuff10k")]
+        assert len(cells) == 8
+        assert statistics.fmean(cells) == pytest.approx(t.cell("average", method).value, abs=abs_), (table, method)
 
 
 @pytest.mark.parametrize("table", ["mlmp-v20c", "shapesworld-c", "shapesworld-heads"])
