@@ -11,6 +11,7 @@ Layers, lowest first (the pipeline, then what builds on it):
   evaluation   metrics, benchmark runner and report
   tinyclip     training and checking the embedded model
   papers       concepts < openbench < ovsnet < opendas < scene3d (each may use the ones before it)
+  reproduce    published tables beside ovss's own runs of them
   app          the local page
   cli          the command line
 """
@@ -35,6 +36,7 @@ LAYERS = [
     {"ovsnet"},
     {"opendas"},
     {"scene3d"},
+    {"reproduce"},
     {"app"},
     {"cli", "__main__"},
 ]

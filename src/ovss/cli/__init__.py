@@ -15,7 +15,7 @@ from ..errors import OvssError
 from .common import flag_message
 
 # module name -> sub-command modules, in the order ``ovss --help`` lists them
-COMMAND_MODULES = ("segment", "models", "world", "data", "bench", "concepts", "openbench", "adapt", "ovsnet", "scene3d", "app")
+COMMAND_MODULES = ("segment", "models", "world", "data", "bench", "reproduce", "concepts", "openbench", "adapt", "ovsnet", "scene3d", "app")
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
