@@ -100,6 +100,8 @@ class PageResult:
         line = f"{head}: {', '.join(parts)}"
         if self.concepts:
             line += f"; contrastive concepts: {', '.join(self.concepts) or '(none)'}"
+        if self.files.note:
+            line += f"; note: {self.files.note}"
         return line
 
     def inspect(self, x: int, y: int) -> str:

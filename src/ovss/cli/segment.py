@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"ovss: error: {problem}", file=sys.stderr)
     failed = len(problems)
+    legend_said = None
     # plain segmentation: the images of a folder are encoded a few at a time (shared forwards)
     ahead = EncodedAhead(seg, files, read_image) if open_world is None and tta is None else None
     for path, stem in tqdm(list(zip(files, stems)), desc="segment", unit="img", disable=len(files) < 2):
@@ -150,12 +151,15 @@ def run(args: argparse.Namespace) -> int:
             done = ", ".join(f"{what[k]} at {v[1]}x{v[0]}" for k, v in reduced.items())
             print(f"ovss: note: {path} is {labels.shape[1]}x{labels.shape[0]} pixels: {done}, to bound memory; "
                   "labels are at full size", file=sys.stderr)
-        write_segmentation(out, stem, image, labels, classes, shares, str(path), seg.settings(), {
+        written = write_segmentation(out, stem, image, labels, classes, shares, str(path), seg.settings(), {
             **loaded.describe(),
             **({"reduced": {"why": "bounded memory", "labels_size": list(labels.shape), **reduced}} if reduced else {}),
             **({"tta": {"method": tta.name, **tta.hparams()}} if tta is not None else {}),
             **({"open_world": open_world.describe()} if open_world is not None else {}),
         })
+        if written.note and written.note != legend_said:
+            legend_said = written.note  # once per run, not once per image
+            print(f"ovss: note: {written.note}", file=sys.stderr)
         if len(files) == 1:
             print(f"wrote {out / (stem + '_overlay.png')}")
     if len(files) > 1:
