@@ -84,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     # everything a user can get wrong is checked before the model loads
     classes = parse_classes(args.classes, args.classes_file)
     check_dataset_name(args.dataset)
+    from ..segment.presets import check_ranges
+
+    check_ranges({"prob_thd": args.prob_thd})
     check_model_args(args)
     files, folders, problems = collect_images(args.inputs)
     out = check_out_dir(args.out)

@@ -81,6 +81,7 @@ class Preset:
         unknown = [k for k in overrides if k not in self.__dataclass_fields__]
         if unknown:
             raise OvssError(f"unknown preset setting '{unknown[0]}'; known: {', '.join(self.__dataclass_fields__)}")
+        check_ranges(overrides)
         mode = overrides.get("resize_mode")
         if mode is not None and mode not in RESIZE_MODES:
             raise OvssError(f"unknown resize_mode '{mode}'; choose one of: {', '.join(RESIZE_MODES)}")
@@ -102,6 +103,38 @@ class Preset:
         if d["resize_to"] is not None:
             d["resize_to"] = list(d["resize_to"])
         return d
+
+
+# numeric settings a caller may override, and the values that make sense: one message each
+FRACTIONS = ("prob_thd", "area_thd", "sfr_threshold")  # probabilities and shares: 0..1
+POSITIVE_INTS = ("resize_short", "max_long", "crop", "stride")  # pixels
+
+
+def check_ranges(overrides: dict) -> None:
+    """One line for a numeric override out of its range, named by its keyword (``prob_thd=2.0``
+    would label every pixel 0; a logit scale of 0 makes every class equally likely)."""
+    import math
+
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in FRACTIONS + ("logit_scale",) + POSITIVE_INTS and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            raise OvssError(f"{key} must be a finite number, got {value!r}", param=key)
+        if key in FRACTIONS and not 0 <= value <= 1:
+            raise OvssError(f"{key} must be between 0 and 1, got {value}", param=key)
+        if key == "logit_scale" and value <= 0:
+            raise OvssError(f"logit_scale must be above 0, got {value}", param=key)
+        if key in POSITIVE_INTS and (value != int(value) or value < 1):
+            raise OvssError(f"{key} must be a whole number of pixels, 1 or more, got {value}", param=key)
+        if key in ("rcs_weights", "sfr_weights"):
+            if not (isinstance(value, (tuple, list)) and len(value) == 2
+                    and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)):
+                raise OvssError(f"{key} must be two numbers (tau, lambda), got {value!r}", param=key)
+        if key == "resize_to":
+            if not (isinstance(value, (tuple, list)) and len(value) == 2
+                    and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+                raise OvssError(f"resize_to must be two whole numbers (height, width), got {value!r}", param=key)
 
 
 _BG = ("voc21", "context60", "coco_object")
