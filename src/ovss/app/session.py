@@ -44,21 +44,72 @@ def parse_class_text(text: str | None) -> ClassList:
     return parse_classes(lines[0])
 
 
-def check_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+def check_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, name: str | None = None) -> tuple[int, int]:
     """(width, height) of an image file, read from its header only; a picture larger than
-    ``max_pixels`` is refused before it is decoded."""
+    ``max_pixels`` is refused before it is decoded. ``name``: what messages call the file (the
+    name it was uploaded under, not the server's copy)."""
+    name = name or Path(path).name
     try:
-        with Image.open(path) as im:
-            width, height = im.size
+        width, height = _header_size(path)
     except FileNotFoundError:
-        raise OvssError(f"image not found: {path} (upload it again)") from None
+        raise OvssError(f"image not found: {name} (upload it again)") from None
     except Exception as e:  # PIL raises many types for files that are not images
-        raise OvssError(f"cannot read {Path(path).name} as an image ({e.__class__.__name__}); "
+        raise OvssError(f"cannot read {name} as an image ({e.__class__.__name__}); "
                         "upload a PNG, JPEG or other image file") from None
     if width * height > max_pixels:
-        raise OvssError(f"image {Path(path).name} is {width} x {height} = {width * height / 1e6:.1f} megapixels; "
+        raise OvssError(f"image {name} is {width} x {height} = {width * height / 1e6:.1f} megapixels; "
                         f"the page takes up to {max_pixels / 1e6:.1f} (shrink it, or run ovss segment on it)")
     return width, height
+
+
+_HEADER_LOCK = threading.Lock()
+
+
+def _header_size(path) -> tuple[int, int]:
+    """An image's size from its header. PIL refuses to even open a picture above twice its
+    decompression-bomb limit (a 30000 x 30000 PNG); its size is still wanted for the message, and
+    opening decodes nothing, so the limit is lifted for the open alone."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Image.DecompressionBombError:
+        with _HEADER_LOCK:
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as im:
+                    return im.size
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+
+
+def needs_second_backbone(head: str | None, preset: str | None) -> bool:
+    """Whether (head, preset) runs a head with a second backbone (ProxyCLIP's DINO)."""
+    from ..dense import get_head
+
+    return bool(get_head(head or get_preset(preset).head).second)
+
+
+def page_choices() -> tuple[list[str], list[str]]:
+    """The heads and presets the page offers: all but those with a second backbone (ProxyCLIP),
+    which needs a DINO checkpoint the page has no control for (``ovss segment --vfm-weights`` runs it)."""
+    from ..dense import HEADS
+    from ..segment import PRESETS
+
+    return ([h for h in HEADS if not needs_second_backbone(h, None)],
+            [p for p in PRESETS if not needs_second_backbone(None, p)])
+
+
+def check_page_head(head: str | None, preset: str) -> None:
+    """One line for a head (or a preset's head) the page cannot run; unknown names are left to the
+    segmenter's own message."""
+    from ..dense import HEADS
+    from ..segment import PRESETS
+
+    if (head is not None and head not in HEADS) or (head is None and preset not in PRESETS):
+        return
+    if needs_second_backbone(head, preset):
+        raise OvssError(f"the page does not run {head or preset}: it needs a second backbone's checkpoint (DINO), "
+                        "which ovss segment takes", param="head" if head else "preset")
 
 
 @dataclass
@@ -157,9 +208,13 @@ class ImageSession:
         source = (str(path), stat.st_size, stat.st_mtime_ns) if stat else None
         if source is not None and source == self.image_source and self.image is not None:
             return self.image  # the same upload again: keep the encoded features
-        check_image_file(path, self.max_pixels)
-        loaded = read_image(path)
-        self.set_image(loaded.rgb, name or Path(path).name)
+        name = name or Path(path).name
+        check_image_file(path, self.max_pixels, name)
+        try:
+            loaded = read_image(path)
+        except OvssError as e:  # its message names the server's copy of the upload: name the user's file
+            raise OvssError(str(e).replace(str(path), name), param=e.param) from None
+        self.set_image(loaded.rgb, name)
         self.image_source = source
         self.image_record = loaded.describe()
         return self.image
@@ -182,6 +237,7 @@ class ImageSession:
     def segmenter(self, head: str | None, preset: str | None) -> Segmenter:
         """The segmenter for (head, preset), built once; the OpenDAS prompts are applied to it."""
         preset = preset or default_preset(self.model)
+        check_page_head(head, preset)
         key = (head, preset)
         if key != self._segmenter_key:
             prompts = None
