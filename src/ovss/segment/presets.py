@@ -189,13 +189,16 @@ PRESETS: dict[str, Preset] = {
         description="SC-CLIP: short side 336, windows 224/112, logit scale 40, no PAMR",
     ),
     "resclip-rcs": Preset(
-        "resclip-rcs", head="naclip+rcs", resize_short=336, crop=224, stride=112, logit_scale=40.0, rcs_weights=(2.0, 0.4),
+        # no dataset: ResCLIP's demo.py weights (its VOC20 config's); each dataset its config's
+        "resclip-rcs", head="naclip+rcs", resize_short=336, crop=224, stride=112, logit_scale=40.0, rcs_weights=(2.0, 0.6),
         class_set="sclip_naclip",
         per_dataset={
             "voc21": dict(prob_thd=0.1, crop=None, stride=None, rcs_weights=(2.0, 0.3)),
             "voc20": dict(crop=None, stride=None, rcs_weights=(2.0, 0.6)),
             "context60": dict(prob_thd=0.1, rcs_weights=(2.0, 0.3)),
-            "coco_object": dict(prob_thd=0.1),
+            "context59": dict(rcs_weights=(2.0, 0.4)),
+            "coco_object": dict(prob_thd=0.1, rcs_weights=(2.0, 0.4)),
+            "coco_stuff164k": dict(rcs_weights=(2.0, 0.4)),
             "cityscapes": dict(resize_short=560, rcs_weights=(2.0, 0.2)),
             "ade20k": dict(rcs_weights=(2.0, 0.3)),  # cfg_ade20k.py
         },
@@ -203,18 +206,20 @@ PRESETS: dict[str, Preset] = {
     ),
     "resclip": Preset(
         # configs/cfg_*.py of yvhangyang/ResCLIP @ 0e085f7; ResCLIP's forward_feature is NACLIP's
-        # (conv1 drops a partial patch), hence window_remainder="floor"
+        # (conv1 drops a partial patch), hence window_remainder="floor". No dataset (a photo): the
+        # settings of its demo.py, which are also its VOC20 config's: RCS (2.0, 0.6), SFR (2.1, 0.6),
+        # temp_thd 0.10
         "resclip", head="naclip+rcs", resize_short=336, crop=224, stride=112, logit_scale=40.0, window_remainder="floor",
         class_set="sclip_naclip",
-        rcs_weights=(2.0, 0.4), sfr_weights=(1.8, 0.7), sfr_threshold=0.25,
+        rcs_weights=(2.0, 0.6), sfr_weights=(2.1, 0.6), sfr_threshold=0.1,
         per_dataset={
             "voc21": dict(prob_thd=0.1, crop=None, stride=None, rcs_weights=(2.0, 0.3), sfr_weights=(2.2, 0.7),
                           sfr_threshold=0.5),
             "voc20": dict(crop=None, stride=None, rcs_weights=(2.0, 0.6), sfr_weights=(2.1, 0.6), sfr_threshold=0.1),
-            "context60": dict(prob_thd=0.1, rcs_weights=(2.0, 0.3), sfr_threshold=0.3),
-            "context59": dict(sfr_threshold=0.25),
-            "coco_object": dict(prob_thd=0.1, sfr_threshold=0.11),
-            "coco_stuff164k": dict(sfr_threshold=0.11),
+            "context60": dict(prob_thd=0.1, rcs_weights=(2.0, 0.3), sfr_weights=(1.8, 0.7), sfr_threshold=0.3),
+            "context59": dict(rcs_weights=(2.0, 0.4), sfr_weights=(1.8, 0.7), sfr_threshold=0.25),
+            "coco_object": dict(prob_thd=0.1, rcs_weights=(2.0, 0.4), sfr_weights=(1.8, 0.7), sfr_threshold=0.11),
+            "coco_stuff164k": dict(rcs_weights=(2.0, 0.4), sfr_weights=(1.8, 0.7), sfr_threshold=0.11),
             "cityscapes": dict(resize_short=560, rcs_weights=(2.0, 0.2), sfr_weights=(2.1, 0.6), sfr_threshold=0.1),
             "ade20k": dict(rcs_weights=(2.0, 0.3), sfr_weights=(2.1, 0.7), sfr_threshold=0.25),
         },
