@@ -304,3 +304,16 @@ class TestSegmenterAndCli:
         assert main(base + ["--vfm", "test-small", "--vfm-weights", "none"]) == 0
         meta = json.loads((tmp_path / "out" / "a.json").read_text())
         assert meta["settings"]["second_backbone"] == "test-small" and meta["settings"]["second_weights"] == "none"
+
+
+def test_parity_notes_say_what_official_proxyclip_does_on_non_square_windows():
+    # issue 22: the official segmentor does not raise on 224 x 336 windows; it folds DINO's tokens
+    # into channels (reshape with -1) and returns logits on a square grid, for B/8 and B/16 alike
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "parity.md").read_text(encoding="utf-8")
+    note = text[text.index("**ProxyCLIP bugs, non-square windows"):text.index("- ResCLIP with its semantic feedback")]
+    assert "runs and returns logits on the wrong" in note and "B/8 and B/16 alike" in note
+    assert "RuntimeError" not in note and "28 x 28 with B/8, 14 x 14 with B/16" in note
+    rows = [line for line in text.splitlines() if line.startswith("| `proxyclip`, DINO")]
+    assert len(rows) == 2 and all("fails" not in row and "wrong grid" in row for row in rows)
