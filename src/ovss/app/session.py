@@ -263,7 +263,7 @@ class ImageSession:
 
             if s.open_world:
                 raise OvssError("TTA does not work with open-world mode; switch one of them off")
-            tta = get_method(s.tta)
+            tta = get_method(s.tta, protocol=s.preset or default_preset(self.model))  # as ovss bench runs it
         for name, value, low, high in (("logit scale", s.logit_scale, 1e-3, 1e4), ("probability threshold", s.prob_thd, 0, 1)):
             if value is not None and not low <= value <= high:
                 raise OvssError(f"{name} must be between {low:g} and {high:g} (got {value})")

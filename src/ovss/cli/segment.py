@@ -97,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
         if args.open_world:
             raise OvssError("--tta does not work with --open-world; drop one of them")
-        tta = get_method(args.tta)
+        # the preset's protocol chooses the method's settings, as ``ovss bench --preset`` does
+        # (under mlmp: the checkpoint's logit scale, MLMP's templates); the JSON records them
+        tta = get_method(args.tta, protocol=args.preset)
     apply_speed_args(args)
     if tta is not None and args.precision == "int8":
         raise OvssError("--precision int8 is for inference only; use bf16 or fp32 with --tta")
