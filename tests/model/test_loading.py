@@ -183,3 +183,30 @@ class TestOpenAIActivation:
         with pytest.raises(OvssError):
             load_model("ViT-B-16", "openai")
         assert seen == {"name": "ViT-B-16", "pretrained": "openai", "quick": True}
+
+
+def test_offline_pretrained_tag_is_one_line_at_once(monkeypatch):
+    # issue 22: offline, --pretrained openai took 59 s and 46 lines of retries before its line
+    import socket
+
+    import huggingface_hub
+    import open_clip
+
+    tried = []
+
+    def no_network(address, timeout=None):
+        tried.append(address)
+        raise OSError(101, "Network is unreachable")
+
+    def never(*a, **k):
+        raise AssertionError("open_clip must not be asked to download")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    monkeypatch.setattr(open_clip, "create_model", never)
+    with pytest.raises(OvssError) as e:
+        load_model("ViT-B-16", "openai")
+    assert str(e.value) == ("cannot fetch weights ViT-B-16/openai (huggingface.co is unreachable: Network is "
+                            "unreachable; they are not in the local cache); download the checkpoint elsewhere and "
+                            "pass pretrained=PATH")
+    assert e.value.param == "pretrained" and tried == [("huggingface.co", 443)]

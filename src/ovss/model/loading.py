@@ -162,6 +162,7 @@ def load_model(
                 f"unknown pretrained tag '{pretrained}' for {name}; known tags: {', '.join(tags) or 'none'}, "
                 "or pass a local checkpoint file or 'none'"
             )
+        check_pretrained_reachable(open_clip, name, pretrained)  # offline: one line now, not a minute of retries
         tag_quick_gelu = bool(open_clip.get_pretrained_cfg(name, pretrained).get("quick_gelu", False))
         if tag_quick_gelu:  # OpenAI's weights under a plain name: build the activation they were trained with
             activation_from = f"the pretrained tag '{pretrained}' (trained with QuickGELU)"
@@ -197,6 +198,49 @@ def openai_by_name(path: str | Path) -> str | None:
     """Why a checkpoint file is OpenAI's from its path (``ViT-B-16-openai.pt``, open_clip's cache
     ``vit_base_patch16_clip_224.openai/``), or None."""
     return "its path names openai" if "openai" in str(path).lower() else None
+
+
+def check_pretrained_reachable(open_clip, name: str, tag: str, timeout: float = 3.0) -> None:
+    """Weights of an open_clip tag are in the local cache, or their host answers; else one line.
+
+    Offline, open_clip and huggingface_hub retry for about a minute, with dozens of warnings,
+    before failing: one connection attempt says the same at once.
+    """
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    cfg = open_clip.get_pretrained_cfg(name, tag) or {}
+    hub, url = cfg.get("hf_hub", ""), cfg.get("url", "")
+    if "file" in cfg:
+        return
+    if hub:
+        try:
+            from huggingface_hub import constants, try_to_load_from_cache
+        except ImportError:
+            return  # open_clip says the hub is missing
+        model_id, filename = os.path.split(hub)
+        filename = filename or "open_clip_pytorch_model.bin"
+        names = [filename] + ([filename.rsplit(".", 1)[0] + ".safetensors"] if filename.endswith((".bin", ".pth")) else [])
+        if any(isinstance(try_to_load_from_cache(model_id, n), str) for n in names):
+            return
+        host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+        offline = constants.HF_HUB_OFFLINE
+    elif url:
+        if os.path.isfile(os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(url))):
+            return
+        host, offline = urlparse(url).hostname, False
+    else:
+        return
+    why = "HF_HUB_OFFLINE is set" if offline else None
+    if why is None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            return
+        except OSError as e:
+            why = f"{host} is unreachable: {e.strerror or e.__class__.__name__}"
+    raise OvssError(f"cannot fetch weights {name}/{tag} ({why}; they are not in the local cache); "
+                    "download the checkpoint elsewhere and pass pretrained=PATH", param="pretrained")
 
 
 def check_model_name(name: str) -> None:
