@@ -95,3 +95,25 @@ def _array(image: np.ndarray, name: str, channels_first: bool) -> np.ndarray:
                             "(or float 0..1)", param=name)
         hwc = hwc.astype(np.uint8)
     return np.ascontiguousarray(hwc)
+
+
+def frame_count(path) -> int:
+    """How many frames (animation frames, TIFF pages) an image file holds; 1 for plain pictures
+    and for files PIL cannot open (reading them says what is wrong). Reading takes the first."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1) or 1)
+    except Exception:  # noqa: BLE001 - the reader reports unreadable files
+        return 1
+
+
+def frames_record(path) -> tuple[dict, str | None]:
+    """The JSON keys and the log line for a file of several frames (only the first is segmented,
+    as every reader does; the record says so instead of dropping the rest silently)."""
+    n = frame_count(path)
+    if n <= 1:
+        return {}, None
+    return ({"frames": {"in_file": n, "segmented": "first"}},
+            f"{path} holds {n} frames (an animation or a multi-page file); only the first is segmented")

@@ -75,3 +75,28 @@ class TestModelsCommand:
         assert "ovss-tiny" in out and "(default, embedded)" in out
         for name in ("clip", "maskclip", "sclip", "clearclip", "naclip", "mlmp"):
             assert name in out
+
+
+def test_animated_gif_and_multipage_tiff_say_the_first_frame_is_segmented(tmp_path, capsys):
+    # issue 22: an animated GIF or a multi-page TIFF was silently reduced to its first frame
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from ovss.cli import main
+
+    rng = np.random.default_rng(0)
+    frames = [Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)) for _ in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(tmp_path / "pages.tiff", save_all=True, append_images=frames[1:2])
+    frames[0].save(tmp_path / "plain.png")
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "anim.gif"), str(tmp_path / "pages.tiff"), str(tmp_path / "plain.png"),
+                 "--classes", "a, b", "--model", "ovss-tiny", "--pretrained", "none", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"ovss: note: {tmp_path / 'anim.gif'} holds 3 frames (an animation or a multi-page file); only the first is segmented" in err
+    assert f"{tmp_path / 'pages.tiff'} holds 2 frames" in err and "plain.png holds" not in err
+    assert json.loads((out / "anim.json").read_text())["frames"] == {"in_file": 3, "segmented": "first"}
+    assert json.loads((out / "pages.json").read_text())["frames"] == {"in_file": 2, "segmented": "first"}
+    assert "frames" not in json.loads((out / "plain.json").read_text())

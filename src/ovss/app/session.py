@@ -23,6 +23,7 @@ from PIL import Image
 
 from ..errors import OvssError
 from ..files import read_image
+from ..images import frames_record
 from ..segment import SegmentationResult, Segmenter, default_preset, get_preset
 from ..segment.single import SegmentationFiles, write_segmentation
 from ..text import ClassList, parse_classes
@@ -139,6 +140,7 @@ class PageResult:
     seconds: dict[str, float] = field(default_factory=dict)
     concepts: list[str] = field(default_factory=list)  # open-world contrastive concepts
     tta: str = ""  # the TTA method's title when one adapted the model
+    notes: list[str] = field(default_factory=list)  # what the page should say beside the timings
 
     def message(self) -> str:
         parts = [f"{k} {v:.2f} s" for k, v in self.seconds.items()]
@@ -151,8 +153,8 @@ class PageResult:
         line = f"{head}: {', '.join(parts)}"
         if self.concepts:
             line += f"; contrastive concepts: {', '.join(self.concepts) or '(none)'}"
-        if self.files.note:
-            line += f"; note: {self.files.note}"
+        for note in [*self.notes, *([self.files.note] if self.files.note else [])]:
+            line += f"; note: {note}"
         return line
 
     def inspect(self, x: int, y: int) -> str:
@@ -216,7 +218,10 @@ class ImageSession:
             raise OvssError(str(e).replace(str(path), name), param=e.param) from None
         self.set_image(loaded.rgb, name)
         self.image_source = source
-        self.image_record = loaded.describe()
+        frames, self.image_note = frames_record(path)
+        if self.image_note:
+            self.image_note = self.image_note.replace(str(path), name)
+        self.image_record = {**loaded.describe(), **frames}
         return self.image
 
     def set_image(self, image: np.ndarray, name: str = "image") -> None:
@@ -229,6 +234,7 @@ class ImageSession:
         self.image_name = name
         self.image_source = None
         self.image_record: dict = {}  # how the file was read (EXIF orientation), as ovss segment records it
+        self.image_note: str | None = None  # what reading the file left out (frames after the first)
         self.last = None
         self._encoded_for = None
 
@@ -305,7 +311,8 @@ class ImageSession:
                                        shares, self.image_name, seg.settings(), extra)
         self.last = PageResult(labels, shares, classes, files, result, encoded, seconds,
                                open_world.concepts.concepts if open_world is not None else [],
-                               (tta.title or tta.name.upper()) if tta is not None else "")
+                               (tta.title or tta.name.upper()) if tta is not None else "",
+                               [self.image_note] if self.image_note else [])
         return self.last
 
     def _open_world(self, seg: Segmenter, classes: ClassList, s: RunSettings):

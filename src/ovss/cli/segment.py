@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..files import read_image
+    from ..images import frames_record
     from ..segment import Segmenter, default_preset
     from ..segment.ahead import EncodedAhead
     from ..segment.outputs import plan_outputs
@@ -149,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"ovss: error: {e}", file=sys.stderr)
             failed += 1
             continue
+        frames, note = frames_record(path)
+        if note:
+            print(f"ovss: note: {note}", file=sys.stderr)
         if overlay_size(*labels.shape) != labels.shape:
             reduced["overlay_size"] = list(overlay_size(*labels.shape))
         if reduced:
@@ -157,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"ovss: note: {path} is {labels.shape[1]}x{labels.shape[0]} pixels: {done}, to bound memory; "
                   "labels are at full size", file=sys.stderr)
         written = write_segmentation(out, stem, image, labels, classes, shares, str(path), seg.settings(), {
-            **loaded.describe(),
+            **loaded.describe(), **frames,
             **({"reduced": {"why": "bounded memory", "labels_size": list(labels.shape), **reduced}} if reduced else {}),
             **({"tta": {"method": tta.name, **tta.hparams()}} if tta is not None else {}),
             **({"open_world": open_world.describe()} if open_world is not None else {}),
