@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--head", default=None, help="dense head (default: the preset's): clip, maskclip, sclip, clearclip, naclip, gem, scclip, sclip+rcs, clearclip+rcs, naclip+rcs, proxyclip")
     p.add_argument("--preset", default=None, help="inference protocol: sclip, naclip, clearclip, gem, scclip, resclip-rcs, proxyclip, mlmp, shapesworld (default: shapesworld for the embedded model, else naclip)")
     p.add_argument("--dataset", default=None, help="apply the preset's settings for this dataset (e.g. voc21)")
-    p.add_argument("--vfm", default=None, help="second backbone for heads that use one (proxyclip): dino-vitb8, dino-vitb16")
+    p.add_argument("--vfm", dest="second_backbone", default=None, help="second backbone for heads that use one (proxyclip): dino-vitb8, dino-vitb16")
     p.add_argument("--vfm-weights", dest="second_weights", default=None, metavar="PATH",
                    help="its checkpoint (e.g. dino_vitbase8_pretrain.pth), or 'none' for random weights (cost figures only)")
     p.add_argument("--prob-thd", type=float, default=None, help="pixels below this class probability become class 0")
@@ -88,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     from ..segment.presets import check_ranges
 
     check_ranges({"prob_thd": args.prob_thd})
+    from ..segment import check_second_backbone
+
+    check_second_backbone(args.head, args.preset, args.dataset, args.second_backbone, args.second_weights)
     check_model_args(args)
     files, folders, problems = collect_images(args.inputs)
     out = check_out_dir(args.out)
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         prompts = load_prompt_addition(args.prompts, model)
     seg = Segmenter(
         model, head=args.head, preset=args.preset or default_preset(model, args.dataset), dataset=args.dataset,
-        prob_thd=args.prob_thd, pamr=args.pamr, prompts=prompts, second_backbone=args.vfm, second_weights=args.second_weights,
+        prob_thd=args.prob_thd, pamr=args.pamr, prompts=prompts, second_backbone=args.second_backbone, second_weights=args.second_weights,
         precision=args.precision,
     )
     open_world = None

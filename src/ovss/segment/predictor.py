@@ -95,6 +95,23 @@ class EncodedImage:
     last_block: tuple | None = None  # ResCLIP's SFR: (tokens entering the last block, RCS mix or None) per window
 
 
+def check_second_backbone(head: str | None, preset, dataset: str | None = None, second_backbone: str | None = None,
+                          second_weights: str | None = None) -> None:
+    """A second backbone (or its weights) given for a head that has none is one line: the setting
+    would be ignored and the run would not be the one asked for. Checked before a model loads."""
+    if second_backbone is None and second_weights is None:
+        return
+    from ..dense import HEADS
+
+    name = head or get_preset(preset or "naclip", dataset).head
+    if name not in HEADS or get_head(name).second:
+        return  # an unknown head gets its own message
+    key, value = ("second_backbone", second_backbone) if second_backbone is not None else ("second_weights", second_weights)
+    with_second = ", ".join(h for h in HEADS if HEADS[h].second)
+    raise OvssError(f"{key}={value!r} is for heads with a second backbone ({with_second}); head '{name}' has none: "
+                    f"drop {key} or choose head='proxyclip'", param=key)
+
+
 class Segmenter:
     """Open-vocabulary segmentation with a frozen CLIP and a training-free dense head."""
 
@@ -111,6 +128,7 @@ class Segmenter:
     ):
         """``prompts``: learned prompts to run with (e.g. ``ovss.opendas.load_prompt_addition``); they
         build the dense and text encoders here, so nothing rewires the segmenter afterwards."""
+        check_second_backbone(head, preset or "naclip", dataset, overrides.get("second_backbone"), overrides.get("second_weights"))
         self.model = model if model is not None else load_model()
         if device is not None:
             self.model.clip.to(device)
