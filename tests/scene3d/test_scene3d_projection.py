@@ -144,3 +144,34 @@ def test_ply_round_trip_and_ascii(tmp_path):
     (tmp_path / "c.ply").write_bytes((tmp_path / "a.ply").read_bytes()[:-5])
     with pytest.raises(OvssError, match="truncated"):
         read_ply(tmp_path / "c.ply")
+
+
+def test_a_ply_header_announcing_more_vertices_than_the_file_holds_is_one_line(tmp_path):
+    # issue 22: a header announcing 10^12 vertices ended in a MemoryError traceback
+    for fmt, body in (("binary_little_endian", b"\x00" * 24), ("ascii", b"0 1 2\n3 4 5\n")):
+        path = tmp_path / f"{fmt}.ply"
+        path.write_bytes(f"ply\nformat {fmt} 1.0\nelement vertex 1000000000000\nproperty float x\nproperty float y\n"
+                         "property float z\nend_header\n".encode() + body)
+        with pytest.raises(OvssError) as e:
+            read_ply(path)
+        assert str(e.value) == (f"{path}: the header announces 1000000000000 vertices, the file has room for at most 2: "
+                                "it is truncated or its header is wrong")
+
+
+def test_world_sizes_beyond_the_largest_side_are_one_line(tmp_path, capsys):
+    # issue 22: world make --size 99999999 ended in a MemoryError traceback
+    from ovss.cli import main
+    from ovss.world import write_dataset
+    from ovss.world.rooms import write_rooms
+
+    assert main(["world", "make", "--out", str(tmp_path / "w"), "--n", "1", "--size", "99999999"]) == 2
+    assert capsys.readouterr().err.strip() == ("ovss: error: --size 99999999 is too large; ShapesWorld draws at most "
+                                               "8192 pixels a side")
+    assert main(["world", "make3d", "--out", str(tmp_path / "r"), "--n", "1", "--size", "16x99999"]) == 2
+    assert "--size 16x99999 is too large" in capsys.readouterr().err
+    with pytest.raises(OvssError, match=r"^image size 99999x99999 is too large; ShapesWorld draws at most 8192"):
+        write_dataset(tmp_path / "w2", n=1, size=99999, progress=False)
+    with pytest.raises(OvssError, match=r"^image size 16x99999 is too large") as e:
+        write_rooms(tmp_path / "r2", 1, frame_size=(16, 99999))
+    assert e.value.param == "frame_size"
+    assert not (tmp_path / "w").exists() and not (tmp_path / "w2").exists()
