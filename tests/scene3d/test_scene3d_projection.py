@@ -175,3 +175,20 @@ def test_world_sizes_beyond_the_largest_side_are_one_line(tmp_path, capsys):
         write_rooms(tmp_path / "r2", 1, frame_size=(16, 99999))
     assert e.value.param == "frame_size"
     assert not (tmp_path / "w").exists() and not (tmp_path / "w2").exists()
+
+
+@pytest.mark.parametrize("matrix, message", [
+    (np.zeros((3, 3)), "not a camera matrix: the focal lengths fx (row 1, column 1) and fy (row 2, column 2) "
+                       "must be above 0, got 0 and 0; write the camera's intrinsic matrix"),
+    (np.zeros((4, 4)), "must be above 0, got 0 and 0"),
+    (np.array([[20.0, 0, 10], [0, 20.0, 10], [0, 0, 0]]), "not a camera matrix: its third row must be 0 0 1, got 0 0 0"),
+    (np.array([[np.nan, 0, 10], [0, 20.0, 10], [0, 0, 1]]), "the camera matrix has NaN or infinite entries"),
+])
+def test_a_camera_matrix_that_cannot_project_is_refused(tmp_path, matrix, message):
+    # issue 22: an all-zero camera matrix was accepted
+    root = cube_scene(tmp_path / "scene")
+    path = root / "intrinsic" / "intrinsic_color.txt"
+    np.savetxt(path, matrix)
+    with pytest.raises(OvssError) as e:
+        read_scene(root)
+    assert str(e.value).startswith(f"{path}: ") and message in str(e.value)
