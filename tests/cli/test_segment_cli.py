@@ -100,3 +100,21 @@ def test_animated_gif_and_multipage_tiff_say_the_first_frame_is_segmented(tmp_pa
     assert json.loads((out / "anim.json").read_text())["frames"] == {"in_file": 3, "segmented": "first"}
     assert json.loads((out / "pages.json").read_text())["frames"] == {"in_file": 2, "segmented": "first"}
     assert "frames" not in json.loads((out / "plain.json").read_text())
+
+
+def test_user_mistakes_exit_2_partial_batches_exit_1(tmp_path, capsys):
+    # issue 22: a missing image, a file that is no image, a dataset root that is not there exited 1
+    from ovss.cli import main
+
+    (tmp_path / "notes.png").write_text("not an image")
+    model = ["--classes", "a, b", *MODEL]
+    assert main(["segment", str(tmp_path / "missing.png"), *model, "--out", str(tmp_path / "o1")]) == 2
+    assert main(["segment", str(tmp_path / "notes.png"), *model, "--out", str(tmp_path / "o2")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["segment", str(empty), *model, "--out", str(tmp_path / "o3")]) == 2
+    assert main(["data", "check", str(tmp_path / "nodir"), "--dataset", "voc21"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"ovss: error: dataset root {tmp_path / 'nodir'} does not exist or is not a folder; pass the folder holding "
+        "the dataset (or the folder above it)")
+    assert main(["data", "check", str(tmp_path / "nodir"), "--dataset", "scene3d"]) == 2

@@ -176,4 +176,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {out / (stem + '_overlay.png')}")
     if len(files) > 1:
         print(f"segmented {len(files) - failed + len(problems)} of {len(files)} images into {out}")
+    # nothing segmented (a missing file, a file that is no image): the user's mistake, exit 2; some
+    # images written and some not: exit 1, the others are kept
+    done = len(files) - (failed - len(problems))
+    if failed and done == 0:
+        return 2
     return 1 if failed else 0
