@@ -118,3 +118,33 @@ def test_user_mistakes_exit_2_partial_batches_exit_1(tmp_path, capsys):
         f"ovss: error: dataset root {tmp_path / 'nodir'} does not exist or is not a folder; pass the folder holding "
         "the dataset (or the folder above it)")
     assert main(["data", "check", str(tmp_path / "nodir"), "--dataset", "scene3d"]) == 2
+
+
+def test_segment_help_lists_every_preset_and_no_progress():
+    from ovss.cli import build_parser, command_parser
+    from ovss.segment import PRESETS
+
+    parser = build_parser()
+    text = command_parser(parser, parser.parse_args(["segment", "x.png", "--out", "o"])).format_help()
+    start = text.index("inference protocol:")
+    listed = text[start:text.index("--dataset", start)]
+    assert all(name in listed.replace("\n", " ") for name in PRESETS), listed
+    assert "resclip," in " ".join(listed.split()) and "--no-progress" in text
+
+
+def test_segment_writes_no_carriage_return_bars_into_a_log(tmp_path):
+    # issue 22: a log file (stderr not a terminal) got \r progress bars
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(np.full((16, 20, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    log = tmp_path / "log.txt"
+    with open(log, "w") as err:
+        rc = subprocess.run([sys.executable, "-m", "ovss", "segment", *(str(tmp_path / f"{i}.png") for i in range(3)),
+                             "--classes", "a, b", *MODEL, "--out", str(tmp_path / "out")], stderr=err,
+                            stdout=subprocess.DEVNULL).returncode
+    assert rc == 0 and "\r" not in log.read_text() and "segment:" not in log.read_text()

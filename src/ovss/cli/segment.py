@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     add_model_args(p)
     add_speed_args(p)
     p.add_argument("--head", default=None, help="dense head (default: the preset's): clip, maskclip, sclip, clearclip, naclip, gem, scclip, sclip+rcs, clearclip+rcs, naclip+rcs, proxyclip")
-    p.add_argument("--preset", default=None, help="inference protocol: sclip, naclip, clearclip, gem, scclip, resclip-rcs, proxyclip, mlmp, shapesworld (default: shapesworld for the embedded model, else naclip)")
+    p.add_argument("--preset", default=None, help="inference protocol: sclip, naclip, clearclip, gem, scclip, resclip-rcs, resclip, proxyclip, mlmp, shapesworld (default: shapesworld for the embedded model, else naclip)")
     p.add_argument("--dataset", default=None, help="apply the preset's settings for this dataset (e.g. voc21)")
     p.add_argument("--vfm", dest="second_backbone", default=None, help="second backbone for heads that use one (proxyclip): dino-vitb8, dino-vitb16")
     p.add_argument("--vfm-weights", dest="second_weights", default=None, metavar="PATH",
@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--pamr", action="store_true", default=None, help="refine with PAMR")
     p.add_argument("--prompts", default=None, metavar="FILE", help="adapted prompts from `ovss adapt train` (RUN/prompts.safetensors)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none either when stderr is not a terminal, e.g. a log file)")
     p.add_argument("--tta", default=None, metavar="METHOD",
                    help="adapt the model on each image before segmenting it: tent, tpt, watt, clipartt, mlmp")
     p.add_argument("--open-world", action="store_true",
@@ -57,6 +59,15 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[Path], list[str]
         else:
             files.append(path)
     return files, folders, problems
+
+
+def _terminal(stream) -> bool:
+    """Whether ``stream`` is a terminal: a progress bar redraws itself with carriage returns, which a
+    log file or a pipe keeps as one long line of partial bars."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def check_dataset_name(name: str | None) -> None:
@@ -131,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     legend_said = None
     # plain segmentation: the images of a folder are encoded a few at a time (shared forwards)
     ahead = EncodedAhead(seg, files, read_image) if open_world is None and tta is None else None
-    for path, stem in tqdm(list(zip(files, stems)), desc="segment", unit="img", disable=len(files) < 2):
+    for path, stem in tqdm(list(zip(files, stems)), desc="segment", unit="img", disable=len(files) < 2 or args.no_progress or not _terminal(sys.stderr)):
         reduced: dict = {}  # work done below the photo's size to bound memory: said in the JSON and the log
         try:
             if ahead is not None:
