@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..errors import OvssError
 from ..files import read_image
-from ..images import frames_record
+from ..images import as_rgb, frames_record
 from ..segment import SegmentationResult, Segmenter, default_preset, get_preset
 from ..segment.single import SegmentationFiles, write_segmentation
 from ..text import ClassList, parse_classes
@@ -225,8 +225,9 @@ class ImageSession:
         return self.image
 
     def set_image(self, image: np.ndarray, name: str = "image") -> None:
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise OvssError(f"expected an H x W x 3 RGB image, got shape {image.shape}")
+        image = as_rgb(image)  # the input contract (numpy, torch, PIL; one message per rule)
+        if image.dtype != np.uint8:  # float 0..1: the page draws and writes uint8 pictures
+            image = np.round(image * 255).astype(np.uint8)
         if image.shape[0] * image.shape[1] > self.max_pixels:
             raise OvssError(f"image is {image.shape[1]} x {image.shape[0]}; the page takes up to "
                             f"{self.max_pixels / 1e6:.1f} megapixels (shrink it, or run ovss segment on it)")
