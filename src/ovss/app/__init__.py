@@ -18,10 +18,10 @@ def serve(model_name: str | None = None, pretrained: str | None = None, device: 
     import os
 
     from ..errors import OvssError
-    from .page import import_gradio, launch_page
+    from .page import check_gradio, launch_page
     from .session import MAX_PIXELS
 
-    import_gradio()
+    check_gradio()
     if prompts is not None and not os.path.isfile(prompts):
         raise OvssError(f"prompts file not found: {prompts} (pass RUN/prompts.safetensors from ovss adapt train)")
     if max_upload_mb <= 0:

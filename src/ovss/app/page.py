@@ -31,6 +31,19 @@ def offline_environment() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
+def check_gradio() -> None:
+    """One line when gradio is missing, without importing it: gradio makes its temporary folders
+    when imported, and the page first points them into its own folder (``launch_page``)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("gradio") is not None
+    except ValueError:  # a module in sys.modules without a spec
+        found = "gradio" in sys.modules and sys.modules["gradio"] is not None
+    if not found:
+        raise OvssError("ovss app needs gradio; install with pip install 'ovss[app]'")
+
+
 def import_gradio():
     """gradio, or one line saying how to get it (it is the optional ``app`` extra)."""
     offline_environment()
