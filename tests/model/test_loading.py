@@ -201,6 +201,8 @@ def test_offline_pretrained_tag_is_one_line_at_once(monkeypatch):
     def never(*a, **k):
         raise AssertionError("open_clip must not be asked to download")
 
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
     monkeypatch.setattr(open_clip, "create_model", never)

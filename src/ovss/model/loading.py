@@ -233,6 +233,8 @@ def check_pretrained_reachable(open_clip, name: str, tag: str, timeout: float = 
     else:
         return
     why = "HF_HUB_OFFLINE is set" if offline else None
+    if why is None and any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return  # through a proxy a direct connection says nothing; the download itself will tell
     if why is None:
         try:
             socket.create_connection((host, 443), timeout=timeout).close()
