@@ -20,7 +20,7 @@ from ..errors import OvssError
 from ..images import as_rgb
 from ..model import ClipModel, load_model
 from ..text import ClassList, TextEncoder, parse_classes
-from .presets import Preset, default_preset, get_preset
+from .presets import Preset, check_second_backbone, default_preset, get_preset
 from .protocol import FP16_LN_FP32, checkpoint_logit_scale, fp16_with_fp32_layernorm
 from .resize import resize_bilinear_uint8
 from . import bounded
@@ -93,23 +93,6 @@ class EncodedImage:
     padded: tuple[int, int]  # padded window size
     bounded_from: tuple[int, int] | None = None  # the preset's input size, when memory bounds made it smaller
     last_block: tuple | None = None  # ResCLIP's SFR: (tokens entering the last block, RCS mix or None) per window
-
-
-def check_second_backbone(head: str | None, preset, dataset: str | None = None, second_backbone: str | None = None,
-                          second_weights: str | None = None) -> None:
-    """A second backbone (or its weights) given for a head that has none is one line: the setting
-    would be ignored and the run would not be the one asked for. Checked before a model loads."""
-    if second_backbone is None and second_weights is None:
-        return
-    from ..dense import HEADS
-
-    name = head or get_preset(preset or "naclip", dataset).head
-    if name not in HEADS or get_head(name).second:
-        return  # an unknown head gets its own message
-    key, value = ("second_backbone", second_backbone) if second_backbone is not None else ("second_weights", second_weights)
-    with_second = ", ".join(h for h in HEADS if HEADS[h].second)
-    raise OvssError(f"{key}={value!r} is for heads with a second backbone ({with_second}); head '{name}' has none: "
-                    f"drop {key} or choose head='proxyclip'", param=key)
 
 
 class Segmenter:

@@ -258,6 +258,23 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def check_second_backbone(head: str | None, preset, dataset: str | None = None, second_backbone: str | None = None,
+                          second_weights: str | None = None) -> None:
+    """A second backbone (or its weights) given for a head that has none is one line: the setting
+    would be ignored and the run would not be the one asked for. Checked before a model loads."""
+    if second_backbone is None and second_weights is None:
+        return
+    from ..dense import HEADS, get_head
+
+    name = head or get_preset(preset or "naclip", dataset).head
+    if name not in HEADS or get_head(name).second:
+        return  # an unknown head gets its own message
+    key, value = ("second_backbone", second_backbone) if second_backbone is not None else ("second_weights", second_weights)
+    with_second = ", ".join(h for h in HEADS if HEADS[h].second)
+    raise OvssError(f"{key}={value!r} is for heads with a second backbone ({with_second}); head '{name}' has none: "
+                    f"drop {key} or choose head='proxyclip'", param=key)
+
+
 def default_preset(model, dataset: str | None = None) -> str:
     """The one rule for the preset when none is chosen (Python API, ``segment``, ``bench``): the
     embedded models' own protocol on any image or on ShapesWorld, the NACLIP protocol otherwise."""
