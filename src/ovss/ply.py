@@ -68,6 +68,14 @@ def read_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
         for axis in "xyz":
             if axis not in names:
                 raise OvssError(f"{path}: the vertices have no '{axis}' property")
+        # a header may announce any count (10^12 vertices): compare it with the bytes there are
+        # before anything of that size is allocated
+        here = f.tell()
+        left = os.fstat(f.fileno()).st_size - here
+        smallest = 2 * len(names) if fmt == "ascii" else np.dtype([(n, t) for n, t in props]).itemsize
+        if count < 0 or count * smallest > left:
+            raise OvssError(f"{path}: the header announces {count} vertices, the file has room for at most "
+                            f"{left // max(smallest, 1)}: it is truncated or its header is wrong")
         if fmt == "ascii":
             rows = [f.readline() for _ in range(count)]
             try:

@@ -10,6 +10,7 @@ from ovss.adaptation.clipartt import distillation_loss, similarity_targets, topk
 from ovss.adaptation.common import ParamSnapshot, average_weights, entropy, layernorm_parameters, prepare_batch
 from ovss.adaptation.mlmp import fused_layers, layer_weights, level_tokens
 from ovss.adaptation.tpt import random_resized_crops, select_confident
+from ovss.text import get_templates
 from ovss.errors import OvssError
 from ovss.segment import Segmenter
 from ovss.text import parse_classes
@@ -338,3 +339,23 @@ def test_segment_cli_with_tta(tmp_path, capsys):
     capsys.readouterr()
     assert main(args + ["--tta", "nope"]) != 0
     assert "unknown adaptation method 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["tent", "mlmp"])
+def test_segment_tta_under_the_mlmp_preset_runs_bench_settings(tmp_path, method):
+    # issue 22: ovss segment --tta built the methods with ovss's defaults (logit scale 100) under
+    # --preset mlmp, where ovss bench runs the protocol's (the checkpoint's scale, MLMP's templates)
+    from PIL import Image
+
+    from ovss.cli import main
+
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "a.png"), "--classes", "boat, sky", "--model", "ovss-tiny",
+                 "--pretrained", "none", "--preset", "mlmp", "--tta", method, "--out", str(out)]) == 0
+    recorded = json.loads((out / "a.json").read_text())["tta"]
+    bench = get_method(method, protocol="mlmp")  # what ovss bench --preset mlmp builds
+    assert recorded == json.loads(json.dumps({"method": method, **bench.hparams()}))
+    assert recorded["protocol"] == "mlmp" and recorded["logit_scale"] == "checkpoint"
+    assert recorded["templates"] == list(get_templates({"tent": "mlmp_reference", "mlmp": "seven"}[method]))

@@ -45,3 +45,26 @@ def test_a_taken_port_is_one_line(capsys):
         assert main(["app", "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"ovss: error: cannot serve on 127.0.0.1:{port} (") and "choose another --port" in err
+
+
+def test_binding_every_interface_warns(monkeypatch, capsys):
+    # issue 22: --host 0.0.0.0 bound every interface without a word
+    pytest.importorskip("gradio", reason="gradio is not installed (pip install 'ovss[app]')")
+    from ovss.app import exposure_warning
+
+    assert exposure_warning("127.0.0.1") is None and exposure_warning("::1") is None
+    assert exposure_warning("localhost") is None
+    assert "binds every network interface" in exposure_warning("0.0.0.0")
+    assert "binds every network interface" in exposure_warning("::")
+    assert "reachable from other machines" in exposure_warning("192.168.1.5")
+    import ovss.app
+    import ovss.app.page
+    import ovss.model
+
+    monkeypatch.setattr(ovss.app, "check_port", lambda host, port: None)
+    monkeypatch.setattr(ovss.model, "load_model", lambda *a, **k: "model")
+    monkeypatch.setattr(ovss.app.page, "launch_page", lambda *a, **k: None)
+    assert main(["app", "--host", "0.0.0.0", "--port", "8123"]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err == ("ovss app: warning: host 0.0.0.0 binds every network interface: anyone on your network can "
+                   "upload files and run the model (the page has no login); use 127.0.0.1 to keep it on this machine")

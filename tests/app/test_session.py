@@ -177,3 +177,28 @@ def test_opendas_prompts_from_the_command_line_are_used_and_recorded(tiny_random
     with torch.no_grad():
         torch.testing.assert_close(session.segmenter(None, "shapesworld").class_embeddings(parse_classes("sky, boat")),
                                    learner.encode_names(["sky", "boat"]))
+
+
+def test_the_page_says_only_the_first_frame_of_an_animation_is_segmented(tiny_random, tmp_path):
+    frames = [Image.fromarray(_small_image(s, size=(20, 24))) for s in range(3)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    session = ImageSession(tiny_random, tmp_path / "out")
+    session.load_image(path, "holiday.gif")
+    run = session.run("a, b", SW)
+    assert run.message().endswith("; note: holiday.gif holds 3 frames (an animation or a multi-page file); "
+                                  "only the first is segmented")
+    assert json.loads(run.files.record.read_text())["frames"] == {"in_file": 3, "segmented": "first"}
+
+
+def test_set_image_takes_the_input_contract(tiny_random, tmp_path):
+    import torch
+
+    session = ImageSession(tiny_random, tmp_path)
+    image = _small_image(size=(20, 24))
+    session.set_image(torch.from_numpy(image).permute(2, 0, 1), "t.png")
+    assert session.image.shape == (20, 24, 3) and np.array_equal(session.image, image)
+    session.set_image(image.astype(np.float32) / 255)
+    assert session.image.dtype == np.uint8 and np.array_equal(session.image, image)
+    with pytest.raises(OvssError, match="image is a bool array"):
+        session.set_image(image > 0)

@@ -86,3 +86,20 @@ def test_errors_are_one_line(args, msg, tmp_path, image, capsys, monkeypatch):
     assert rc == 2
     assert msg in err and "Traceback" not in err
     assert err.count("\n") == 1 and err.startswith("ovss: error: ")
+
+
+def test_a_corpus_giving_an_empty_dictionary_is_an_error(tmp_path, capsys):
+    # issue 22: a corpus of stop words built an empty dictionary with rc 0
+    stop = tmp_path / "stop.txt"
+    stop.write_text("the of and\na an the\nof to in\n")
+    out = tmp_path / "d.json"
+    assert main(["concepts", "build", "--captions", str(stop), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"ovss: error: {stop} gives an empty dictionary: its words are all stop words, counts or too "
+                   'short to be concepts; give captions that name things (e.g. "a boat on the sea")')
+    assert not out.exists()
+    rare = tmp_path / "rare.txt"
+    rare.write_text("a boat\na cat\n")
+    assert main(["concepts", "build", "--captions", str(rare), "--out", str(out), "--no-progress", "--min-count", "2"]) == 2
+    assert "none of its 2 concepts reaches --min-count 2; give captions" in capsys.readouterr().err
+    assert not out.exists()

@@ -77,3 +77,25 @@ def test_check_of_a_clean_world_is_ok(tmp_path: Path, capsys) -> None:
     root = _world(tmp_path, n=3)
     assert _run(["data", "check", str(root), "--dataset", "shapesworld"]) == 0
     assert capsys.readouterr().out.startswith("ok: 3 images, 3 annotations")
+
+
+def test_check_finds_a_truncated_jpeg(tmp_path: Path) -> None:
+    # issue 22: PIL's verify passes a JPEG cut short (it checks nothing past the header)
+    from types import SimpleNamespace
+
+    from ovss.data.integrity import check_files
+
+    rng = np.random.default_rng(0)
+    label = tmp_path / "a.png"
+    Image.fromarray(np.zeros((48, 64), np.uint8)).save(label)
+    whole, cut, padded = tmp_path / "whole.jpg", tmp_path / "cut.jpg", tmp_path / "padded.jpg"
+    Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(whole, quality=90)
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 10])  # an interrupted download
+    padded.write_bytes(data + b"\x00" * 5000)  # bytes after the end marker: still a whole picture
+    with Image.open(cut) as im:
+        im.verify()  # what the check relied on: it passes the cut file
+    items = [SimpleNamespace(image=p, label=label) for p in (whole, cut, padded)]
+    problems = check_files(items)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"cannot read image {cut} (OSError: image file is truncated")

@@ -336,8 +336,8 @@ class TestResCLIP:
         seg = Segmenter(tiny_random, preset="resclip-rcs", dataset="voc20")
         assert seg.head.name == "naclip+rcs" and seg.head.rcs == (2.0, 0.6)
         assert seg.settings()["rcs_weights"] == [2.0, 0.6] and seg.settings()["crop"] is None
-        seg = Segmenter(tiny_random, head="clearclip+rcs", preset="naclip")
-        assert seg.head.rcs == (2.0, 0.4) and seg.settings()["rcs_weights"] == [2.0, 0.4]
+        seg = Segmenter(tiny_random, head="clearclip+rcs", preset="naclip")  # no weights in the preset: ResCLIP's demo's
+        assert seg.head.rcs == (2.0, 0.6) and seg.settings()["rcs_weights"] == [2.0, 0.6]
 
     def test_visual_prompts_are_refused(self, visual):
         with pytest.raises(OvssError, match="visual prompts"):
@@ -396,3 +396,23 @@ def test_models_lists_the_heads_and_presets(capsys):
         assert f"  {name} " in heads
     for name in ("gem", "scclip", "resclip-rcs"):
         assert f"  {name} " in presets
+
+
+def test_resclip_without_a_dataset_runs_the_authors_demo_settings(tiny_random):
+    # ResCLIP's demo.py (and cfg_voc20.py): RCS (2.0, 0.6), SFR (2.1, 0.6), temp_thd 0.10
+    from ovss.dense.heads import RCS_DEFAULT
+    from ovss.segment import get_preset
+
+    assert RCS_DEFAULT == (2.0, 0.6)
+    p = get_preset("resclip")
+    assert (p.rcs_weights, p.sfr_weights, p.sfr_threshold) == ((2.0, 0.6), (2.1, 0.6), 0.1)
+    assert get_preset("resclip-rcs").rcs_weights == (2.0, 0.6)
+    settings = Segmenter(tiny_random, preset="resclip").settings()
+    assert settings["rcs_weights"] == [2.0, 0.6] and settings["sfr_weights"] == [2.1, 0.6]
+    assert settings["sfr_threshold"] == 0.1
+    # each dataset keeps its own config's values (cfg_context59.py, cfg_coco_object.py, cfg_coco_stuff164k.py)
+    for dataset, thd in (("context59", 0.25), ("coco_object", 0.11), ("coco_stuff164k", 0.11)):
+        p = get_preset("resclip", dataset)
+        assert (p.rcs_weights, p.sfr_weights, p.sfr_threshold) == ((2.0, 0.4), (1.8, 0.7), thd), dataset
+        assert get_preset("resclip-rcs", dataset).rcs_weights == (2.0, 0.4)
+    assert get_preset("resclip", "context60").sfr_weights == (1.8, 0.7)

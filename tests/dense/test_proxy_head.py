@@ -304,3 +304,41 @@ class TestSegmenterAndCli:
         assert main(base + ["--vfm", "test-small", "--vfm-weights", "none"]) == 0
         meta = json.loads((tmp_path / "out" / "a.json").read_text())
         assert meta["settings"]["second_backbone"] == "test-small" and meta["settings"]["second_weights"] == "none"
+
+
+def test_parity_notes_say_what_official_proxyclip_does_on_non_square_windows():
+    # issue 22: the official segmentor does not raise on 224 x 336 windows; it folds DINO's tokens
+    # into channels (reshape with -1) and returns logits on a square grid, for B/8 and B/16 alike
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "parity.md").read_text(encoding="utf-8")
+    note = text[text.index("**ProxyCLIP bugs, non-square windows"):text.index("- ResCLIP with its semantic feedback")]
+    assert "runs and returns logits on the wrong" in note and "B/8 and B/16 alike" in note
+    assert "RuntimeError" not in note and "28 x 28 with B/8, 14 x 14 with B/16" in note
+    rows = [line for line in text.splitlines() if line.startswith("| `proxyclip`, DINO")]
+    assert len(rows) == 2 and all("fails" not in row and "wrong grid" in row for row in rows)
+
+
+def test_a_second_backbone_for_a_head_without_one_is_one_line(tiny_random, tmp_path, capsys):
+    # issue 22: --vfm with a head that ignores it was silent
+    from PIL import Image
+
+    from ovss.cli import main
+    from ovss.errors import OvssError
+    from ovss.segment import Segmenter
+
+    with pytest.raises(OvssError) as e:
+        Segmenter(tiny_random, head="naclip", preset="shapesworld", second_backbone="dino-vitb16")
+    assert str(e.value) == ("second_backbone='dino-vitb16' is for heads with a second backbone (proxyclip); head "
+                            "'naclip' has none: drop second_backbone or choose head='proxyclip'")
+    assert e.value.param == "second_backbone"
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(tmp_path / "a.png")
+    base = ["segment", str(tmp_path / "a.png"), "--classes", "a, b", "--model", "ovss-tiny", "--pretrained", "none",
+            "--out", str(tmp_path / "out")]
+    assert main(base + ["--vfm", "dino-vitb16"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "ovss: error: --vfm dino-vitb16 is for heads with a second backbone (proxyclip); head 'naclip' has none: "
+        "drop --vfm or choose head='proxyclip'")
+    assert main(base + ["--preset", "sclip", "--vfm-weights", "x.pth"]) == 2
+    assert "--vfm-weights x.pth is for heads with a second backbone (proxyclip); head 'sclip' has none" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

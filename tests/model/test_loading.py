@@ -125,3 +125,90 @@ class TestCompactCheckpoint:
         others = torch.ones(emb.shape[0], dtype=torch.bool)
         others[ids] = False
         assert emb[others].abs().sum() == 0
+
+
+class TestOpenAIActivation:
+    """OpenAI trained its CLIPs with QuickGELU; a plain name (ViT-B-16) builds GELU. A checkpoint
+    that shows it is OpenAI's gets QuickGELU whatever the name, and the JSON says which ran."""
+
+    def _state(self, tiny_random):
+        return {k: v.clone().contiguous() for k, v in tiny_random.clip.state_dict().items()}
+
+    def test_openai_key_layout_gets_quick_gelu(self, tiny_random, tmp_path):
+        state = self._state(tiny_random)
+        state.update(input_resolution=torch.tensor(112), context_length=torch.tensor(77), vocab_size=torch.tensor(49408))
+        path = tmp_path / "weights.pt"
+        torch.save(state, path)
+        model = load_model("ovss-tiny", str(path))
+        assert model.describe()["activation"] == "quick_gelu"
+        assert "OpenAI's layout" in model.describe()["activation_from"]
+        act = model.clip.visual.transformer.resblocks[0].mlp.gelu
+        assert act.__class__.__name__ == "QuickGELU"
+
+    def test_openai_in_the_path_gets_quick_gelu(self, tiny_random, tmp_path):
+        path = tmp_path / "vit_base_patch16_clip_224.openai" / "open_clip_pytorch_model.bin"
+        path.parent.mkdir()
+        torch.save(self._state(tiny_random), path)
+        model = load_model("ovss-tiny", str(path))
+        assert model.describe()["activation"] == "quick_gelu"
+        assert model.describe()["activation_from"] == "OpenAI weights (its path names openai)"
+
+    def test_other_weights_keep_the_names_activation_and_record_it(self, tiny_random, tmp_path):
+        path = tmp_path / "finetuned.pt"
+        torch.save(self._state(tiny_random), path)
+        model = load_model("ovss-tiny", str(path))
+        assert model.describe()["activation"] == "gelu" and "activation_from" not in model.describe()
+        assert tiny_random.describe()["activation"] == "gelu"
+        # the activation changes the numbers: the two load the same tensors, give other features
+        openai = tmp_path / "openai-ViT.pt"
+        torch.save(self._state(tiny_random), openai)
+        quick = load_model("ovss-tiny", str(openai))
+        x = torch.rand(1, 3, 112, 112)
+        with torch.no_grad():
+            assert not torch.allclose(model.clip.encode_image(x), quick.clip.encode_image(x))
+
+    def test_pretrained_tag_of_openai_builds_quick_gelu(self, monkeypatch):
+        import open_clip
+
+        from ovss.model import loading
+
+        seen = {}
+
+        def fake_create(name, pretrained=None, force_quick_gelu=False, **_):
+            seen.update(name=name, pretrained=pretrained, quick=force_quick_gelu)
+            raise OSError("offline")  # stop before any download
+
+        monkeypatch.setattr(open_clip, "create_model", fake_create)
+        monkeypatch.setattr(loading, "check_pretrained_reachable", lambda *a, **k: None, raising=False)
+        with pytest.raises(OvssError):
+            load_model("ViT-B-16", "openai")
+        assert seen == {"name": "ViT-B-16", "pretrained": "openai", "quick": True}
+
+
+def test_offline_pretrained_tag_is_one_line_at_once(monkeypatch):
+    # issue 22: offline, --pretrained openai took 59 s and 46 lines of retries before its line
+    import socket
+
+    import huggingface_hub
+    import open_clip
+
+    tried = []
+
+    def no_network(address, timeout=None):
+        tried.append(address)
+        raise OSError(101, "Network is unreachable")
+
+    def never(*a, **k):
+        raise AssertionError("open_clip must not be asked to download")
+
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    monkeypatch.setattr(open_clip, "create_model", never)
+    with pytest.raises(OvssError) as e:
+        load_model("ViT-B-16", "openai")
+    assert str(e.value) == ("cannot fetch weights ViT-B-16/openai (huggingface.co is unreachable: Network is "
+                            "unreachable; they are not in the local cache); download the checkpoint elsewhere and "
+                            "pass pretrained=PATH")
+    assert e.value.param == "pretrained" and tried == [("huggingface.co", 443)]

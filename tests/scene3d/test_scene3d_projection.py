@@ -144,3 +144,51 @@ def test_ply_round_trip_and_ascii(tmp_path):
     (tmp_path / "c.ply").write_bytes((tmp_path / "a.ply").read_bytes()[:-5])
     with pytest.raises(OvssError, match="truncated"):
         read_ply(tmp_path / "c.ply")
+
+
+def test_a_ply_header_announcing_more_vertices_than_the_file_holds_is_one_line(tmp_path):
+    # issue 22: a header announcing 10^12 vertices ended in a MemoryError traceback
+    for fmt, body in (("binary_little_endian", b"\x00" * 24), ("ascii", b"0 1 2\n3 4 5\n")):
+        path = tmp_path / f"{fmt}.ply"
+        path.write_bytes(f"ply\nformat {fmt} 1.0\nelement vertex 1000000000000\nproperty float x\nproperty float y\n"
+                         "property float z\nend_header\n".encode() + body)
+        with pytest.raises(OvssError) as e:
+            read_ply(path)
+        assert str(e.value) == (f"{path}: the header announces 1000000000000 vertices, the file has room for at most 2: "
+                                "it is truncated or its header is wrong")
+
+
+def test_world_sizes_beyond_the_largest_side_are_one_line(tmp_path, capsys):
+    # issue 22: world make --size 99999999 ended in a MemoryError traceback
+    from ovss.cli import main
+    from ovss.world import write_dataset
+    from ovss.world.rooms import write_rooms
+
+    assert main(["world", "make", "--out", str(tmp_path / "w"), "--n", "1", "--size", "99999999"]) == 2
+    assert capsys.readouterr().err.strip() == ("ovss: error: --size 99999999 is too large; ShapesWorld draws at most "
+                                               "8192 pixels a side")
+    assert main(["world", "make3d", "--out", str(tmp_path / "r"), "--n", "1", "--size", "16x99999"]) == 2
+    assert "--size 16x99999 is too large" in capsys.readouterr().err
+    with pytest.raises(OvssError, match=r"^image size 99999x99999 is too large; ShapesWorld draws at most 8192"):
+        write_dataset(tmp_path / "w2", n=1, size=99999, progress=False)
+    with pytest.raises(OvssError, match=r"^image size 16x99999 is too large") as e:
+        write_rooms(tmp_path / "r2", 1, frame_size=(16, 99999))
+    assert e.value.param == "frame_size"
+    assert not (tmp_path / "w").exists() and not (tmp_path / "w2").exists()
+
+
+@pytest.mark.parametrize("matrix, message", [
+    (np.zeros((3, 3)), "not a camera matrix: the focal lengths fx (row 1, column 1) and fy (row 2, column 2) "
+                       "must be above 0, got 0 and 0; write the camera's intrinsic matrix"),
+    (np.zeros((4, 4)), "must be above 0, got 0 and 0"),
+    (np.array([[20.0, 0, 10], [0, 20.0, 10], [0, 0, 0]]), "not a camera matrix: its third row must be 0 0 1, got 0 0 0"),
+    (np.array([[np.nan, 0, 10], [0, 20.0, 10], [0, 0, 1]]), "the camera matrix has NaN or infinite entries"),
+])
+def test_a_camera_matrix_that_cannot_project_is_refused(tmp_path, matrix, message):
+    # issue 22: an all-zero camera matrix was accepted
+    root = cube_scene(tmp_path / "scene")
+    path = root / "intrinsic" / "intrinsic_color.txt"
+    np.savetxt(path, matrix)
+    with pytest.raises(OvssError) as e:
+        read_scene(root)
+    assert str(e.value).startswith(f"{path}: ") and message in str(e.value)

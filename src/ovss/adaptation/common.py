@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import OvssError
+from ..images import as_rgb
 from ..segment.predictor import EncodedImage
 from ..segment.protocol import checkpoint_logit_scale
 from ..text import ClassList, get_templates, parse_classes
@@ -89,7 +90,8 @@ def prepare_batch(segmenter, images: list) -> WindowBatch:
     encoded, by_shape, slices = [], {}, []
     parts: list[list[torch.Tensor]] = []
     for image in images:
-        size = tuple(image.shape[:2]) if isinstance(image, np.ndarray) else tuple(image.shape[-2:])
+        image = as_rgb(image)  # the input contract; preprocess takes what it returns unchanged
+        size = tuple(image.shape[:2])
         x = segmenter.preprocess(image)
         windows, boxes, padded = segmenter.windows(x)
         encoded.append(EncodedImage(size, tuple(x.shape[-2:]), x, boxes, None, padded))

@@ -18,10 +18,10 @@ def serve(model_name: str | None = None, pretrained: str | None = None, device: 
     import os
 
     from ..errors import OvssError
-    from .page import import_gradio, launch_page
+    from .page import check_gradio, launch_page
     from .session import MAX_PIXELS
 
-    import_gradio()
+    check_gradio()
     if prompts is not None and not os.path.isfile(prompts):
         raise OvssError(f"prompts file not found: {prompts} (pass RUN/prompts.safetensors from ovss adapt train)")
     if max_upload_mb <= 0:
@@ -29,6 +29,11 @@ def serve(model_name: str | None = None, pretrained: str | None = None, device: 
     if max_pixels is not None and max_pixels < 1:
         raise OvssError(f"max_pixels must be positive (got {max_pixels})", param="max_pixels")
     check_port(host, port)
+    warning = exposure_warning(host)
+    if warning:
+        import sys
+
+        print(f"ovss app: warning: {warning}", file=sys.stderr, flush=True)
     from ..model import load_model
 
     model = load_model(model_name, pretrained, device=device)
@@ -50,3 +55,22 @@ def check_port(host: str, port: int) -> None:
     except OSError as e:
         raise OvssError(f"cannot serve on {host}:{port} ({e.strerror or e}); choose another port or host",
                         param="port") from None
+
+
+def exposure_warning(host: str) -> str | None:
+    """A line for a host that lets other machines in: the page has no login, and whoever reaches it
+    can upload files and run the model."""
+    import ipaddress
+
+    if host in ("localhost", "") or host.startswith("127."):
+        return None if host else "an empty host binds every interface; the page has no login"
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:  # a host name: it may resolve to anything
+        return f"host '{host}' is not this machine's loopback; anyone who reaches it can use the page (it has no login)"
+    if address.is_loopback:
+        return None
+    if address.is_unspecified:
+        return (f"host {host} binds every network interface: anyone on your network can upload files and run "
+                "the model (the page has no login); use 127.0.0.1 to keep it on this machine")
+    return f"host {host} is reachable from other machines: anyone who reaches it can use the page (it has no login)"

@@ -23,6 +23,7 @@ from PIL import Image
 
 from ..errors import OvssError
 from ..files import read_image
+from ..images import as_rgb, frames_record
 from ..segment import SegmentationResult, Segmenter, default_preset, get_preset
 from ..segment.single import SegmentationFiles, write_segmentation
 from ..text import ClassList, parse_classes
@@ -44,21 +45,72 @@ def parse_class_text(text: str | None) -> ClassList:
     return parse_classes(lines[0])
 
 
-def check_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+def check_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, name: str | None = None) -> tuple[int, int]:
     """(width, height) of an image file, read from its header only; a picture larger than
-    ``max_pixels`` is refused before it is decoded."""
+    ``max_pixels`` is refused before it is decoded. ``name``: what messages call the file (the
+    name it was uploaded under, not the server's copy)."""
+    name = name or Path(path).name
     try:
-        with Image.open(path) as im:
-            width, height = im.size
+        width, height = _header_size(path)
     except FileNotFoundError:
-        raise OvssError(f"image not found: {path} (upload it again)") from None
+        raise OvssError(f"image not found: {name} (upload it again)") from None
     except Exception as e:  # PIL raises many types for files that are not images
-        raise OvssError(f"cannot read {Path(path).name} as an image ({e.__class__.__name__}); "
+        raise OvssError(f"cannot read {name} as an image ({e.__class__.__name__}); "
                         "upload a PNG, JPEG or other image file") from None
     if width * height > max_pixels:
-        raise OvssError(f"image {Path(path).name} is {width} x {height} = {width * height / 1e6:.1f} megapixels; "
+        raise OvssError(f"image {name} is {width} x {height} = {width * height / 1e6:.1f} megapixels; "
                         f"the page takes up to {max_pixels / 1e6:.1f} (shrink it, or run ovss segment on it)")
     return width, height
+
+
+_HEADER_LOCK = threading.Lock()
+
+
+def _header_size(path) -> tuple[int, int]:
+    """An image's size from its header. PIL refuses to even open a picture above twice its
+    decompression-bomb limit (a 30000 x 30000 PNG); its size is still wanted for the message, and
+    opening decodes nothing, so the limit is lifted for the open alone."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Image.DecompressionBombError:
+        with _HEADER_LOCK:
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as im:
+                    return im.size
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+
+
+def needs_second_backbone(head: str | None, preset: str | None) -> bool:
+    """Whether (head, preset) runs a head with a second backbone (ProxyCLIP's DINO)."""
+    from ..dense import get_head
+
+    return bool(get_head(head or get_preset(preset).head).second)
+
+
+def page_choices() -> tuple[list[str], list[str]]:
+    """The heads and presets the page offers: all but those with a second backbone (ProxyCLIP),
+    which needs a DINO checkpoint the page has no control for (``ovss segment --vfm-weights`` runs it)."""
+    from ..dense import HEADS
+    from ..segment import PRESETS
+
+    return ([h for h in HEADS if not needs_second_backbone(h, None)],
+            [p for p in PRESETS if not needs_second_backbone(None, p)])
+
+
+def check_page_head(head: str | None, preset: str) -> None:
+    """One line for a head (or a preset's head) the page cannot run; unknown names are left to the
+    segmenter's own message."""
+    from ..dense import HEADS
+    from ..segment import PRESETS
+
+    if (head is not None and head not in HEADS) or (head is None and preset not in PRESETS):
+        return
+    if needs_second_backbone(head, preset):
+        raise OvssError(f"the page does not run {head or preset}: it needs a second backbone's checkpoint (DINO), "
+                        "which ovss segment takes", param="head" if head else "preset")
 
 
 @dataclass
@@ -88,6 +140,7 @@ class PageResult:
     seconds: dict[str, float] = field(default_factory=dict)
     concepts: list[str] = field(default_factory=list)  # open-world contrastive concepts
     tta: str = ""  # the TTA method's title when one adapted the model
+    notes: list[str] = field(default_factory=list)  # what the page should say beside the timings
 
     def message(self) -> str:
         parts = [f"{k} {v:.2f} s" for k, v in self.seconds.items()]
@@ -100,6 +153,8 @@ class PageResult:
         line = f"{head}: {', '.join(parts)}"
         if self.concepts:
             line += f"; contrastive concepts: {', '.join(self.concepts) or '(none)'}"
+        for note in [*self.notes, *([self.files.note] if self.files.note else [])]:
+            line += f"; note: {note}"
         return line
 
     def inspect(self, x: int, y: int) -> str:
@@ -155,16 +210,24 @@ class ImageSession:
         source = (str(path), stat.st_size, stat.st_mtime_ns) if stat else None
         if source is not None and source == self.image_source and self.image is not None:
             return self.image  # the same upload again: keep the encoded features
-        check_image_file(path, self.max_pixels)
-        loaded = read_image(path)
-        self.set_image(loaded.rgb, name or Path(path).name)
+        name = name or Path(path).name
+        check_image_file(path, self.max_pixels, name)
+        try:
+            loaded = read_image(path)
+        except OvssError as e:  # its message names the server's copy of the upload: name the user's file
+            raise OvssError(str(e).replace(str(path), name), param=e.param) from None
+        self.set_image(loaded.rgb, name)
         self.image_source = source
-        self.image_record = loaded.describe()
+        frames, self.image_note = frames_record(path)
+        if self.image_note:
+            self.image_note = self.image_note.replace(str(path), name)
+        self.image_record = {**loaded.describe(), **frames}
         return self.image
 
     def set_image(self, image: np.ndarray, name: str = "image") -> None:
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise OvssError(f"expected an H x W x 3 RGB image, got shape {image.shape}")
+        image = as_rgb(image)  # the input contract (numpy, torch, PIL; one message per rule)
+        if image.dtype != np.uint8:  # float 0..1: the page draws and writes uint8 pictures
+            image = np.round(image * 255).astype(np.uint8)
         if image.shape[0] * image.shape[1] > self.max_pixels:
             raise OvssError(f"image is {image.shape[1]} x {image.shape[0]}; the page takes up to "
                             f"{self.max_pixels / 1e6:.1f} megapixels (shrink it, or run ovss segment on it)")
@@ -172,6 +235,7 @@ class ImageSession:
         self.image_name = name
         self.image_source = None
         self.image_record: dict = {}  # how the file was read (EXIF orientation), as ovss segment records it
+        self.image_note: str | None = None  # what reading the file left out (frames after the first)
         self.last = None
         self._encoded_for = None
 
@@ -180,6 +244,7 @@ class ImageSession:
     def segmenter(self, head: str | None, preset: str | None) -> Segmenter:
         """The segmenter for (head, preset), built once; the OpenDAS prompts are applied to it."""
         preset = preset or default_preset(self.model)
+        check_page_head(head, preset)
         key = (head, preset)
         if key != self._segmenter_key:
             prompts = None
@@ -205,7 +270,7 @@ class ImageSession:
 
             if s.open_world:
                 raise OvssError("TTA does not work with open-world mode; switch one of them off")
-            tta = get_method(s.tta)
+            tta = get_method(s.tta, protocol=s.preset or default_preset(self.model))  # as ovss bench runs it
         for name, value, low, high in (("logit scale", s.logit_scale, 1e-3, 1e4), ("probability threshold", s.prob_thd, 0, 1)):
             if value is not None and not low <= value <= high:
                 raise OvssError(f"{name} must be between {low:g} and {high:g} (got {value})")
@@ -247,7 +312,8 @@ class ImageSession:
                                        shares, self.image_name, seg.settings(), extra)
         self.last = PageResult(labels, shares, classes, files, result, encoded, seconds,
                                open_world.concepts.concepts if open_world is not None else [],
-                               (tta.title or tta.name.upper()) if tta is not None else "")
+                               (tta.title or tta.name.upper()) if tta is not None else "",
+                               [self.image_note] if self.image_note else [])
         return self.last
 
     def _open_world(self, seg: Segmenter, classes: ClassList, s: RunSettings):

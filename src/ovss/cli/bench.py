@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
                    help="all, original, or comma-separated corruption names; original is always included (default: all)")
     p.add_argument("--severity", type=int, default=5, help="corruption severity 1..5 (default: 5)")
     p.add_argument("--head", default=None, help="dense head (default: the preset's)")
-    p.add_argument("--vfm", default=None, help="second backbone for heads that use one (proxyclip): dino-vitb8, dino-vitb16")
+    p.add_argument("--vfm", dest="second_backbone", default=None, help="second backbone for heads that use one (proxyclip): dino-vitb8, dino-vitb16")
     p.add_argument("--vfm-weights", dest="second_weights", default=None, metavar="PATH",
                    help="its checkpoint (e.g. dino_vitbase8_pretrain.pth), or 'none' for random weights (cost figures only)")
     p.add_argument("--preset", default=None,
@@ -105,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
         raise OvssError(f"--limit must be a positive number of images, got {args.limit}")
     if args.workers < 0:
         raise OvssError(f"--workers must be 0 or more, got {args.workers}")
+    from ..segment import check_second_backbone
+
+    for name in names:  # a preset's head may differ per dataset
+        check_second_backbone(args.head, args.preset, name, args.second_backbone, args.second_weights)
     check_out_dir(args.out)
     if args.extra_classes is not None:
         return _class_count(args, names, roots, seeds)
@@ -137,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             model, datasets, args.out, split=args.split, corruptions=corruptions, severity=severity,
             methods=methods, seeds=seeds, limit=args.limit, workers=args.workers, head=args.head,
             preset=args.preset, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-            prompts=prompts, overwrite=args.overwrite, second_backbone=args.vfm, second_weights=args.second_weights, precision=args.precision,
+            prompts=prompts, overwrite=args.overwrite, second_backbone=args.second_backbone, second_weights=args.second_weights, precision=args.precision,
         )
         if rank == 0:
             text = write_report(args.out)

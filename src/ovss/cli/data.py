@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import OvssError
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("data", help="list benchmark datasets and check their folder layout",
@@ -54,6 +56,13 @@ def run_check(args: argparse.Namespace) -> int:
     from ..data import scan_layout
     from ..data.integrity import check_files
 
+    from pathlib import Path
+
+    # a root that is not there is the user's mistake (exit 2); problems found in a dataset that is
+    # there are the check's findings (exit 1)
+    if not Path(args.root).is_dir():
+        raise OvssError(f"dataset root {args.root} does not exist or is not a folder; pass the folder holding the "
+                        "dataset (or the folder above it)")
     if args.dataset.lower() == "scene3d":  # a 3D scene folder, or a root of scene folders
         from ..scene3d.segments import dataset_problems
 

@@ -21,15 +21,17 @@ def add_parser(sub) -> None:
     add_model_args(p)
     add_speed_args(p)
     p.add_argument("--head", default=None, help="dense head (default: the preset's): clip, maskclip, sclip, clearclip, naclip, gem, scclip, sclip+rcs, clearclip+rcs, naclip+rcs, proxyclip")
-    p.add_argument("--preset", default=None, help="inference protocol: sclip, naclip, clearclip, gem, scclip, resclip-rcs, proxyclip, mlmp, shapesworld (default: shapesworld for the embedded model, else naclip)")
+    p.add_argument("--preset", default=None, help="inference protocol: sclip, naclip, clearclip, gem, scclip, resclip-rcs, resclip, proxyclip, mlmp, shapesworld (default: shapesworld for the embedded model, else naclip)")
     p.add_argument("--dataset", default=None, help="apply the preset's settings for this dataset (e.g. voc21)")
-    p.add_argument("--vfm", default=None, help="second backbone for heads that use one (proxyclip): dino-vitb8, dino-vitb16")
+    p.add_argument("--vfm", dest="second_backbone", default=None, help="second backbone for heads that use one (proxyclip): dino-vitb8, dino-vitb16")
     p.add_argument("--vfm-weights", dest="second_weights", default=None, metavar="PATH",
                    help="its checkpoint (e.g. dino_vitbase8_pretrain.pth), or 'none' for random weights (cost figures only)")
     p.add_argument("--prob-thd", type=float, default=None, help="pixels below this class probability become class 0")
     p.add_argument("--pamr", action="store_true", default=None, help="refine with PAMR")
     p.add_argument("--prompts", default=None, metavar="FILE", help="adapted prompts from `ovss adapt train` (RUN/prompts.safetensors)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none either when stderr is not a terminal, e.g. a log file)")
     p.add_argument("--tta", default=None, metavar="METHOD",
                    help="adapt the model on each image before segmenting it: tent, tpt, watt, clipartt, mlmp")
     p.add_argument("--open-world", action="store_true",
@@ -59,6 +61,15 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[Path], list[str]
     return files, folders, problems
 
 
+def _terminal(stream) -> bool:
+    """Whether ``stream`` is a terminal: a progress bar redraws itself with carriage returns, which a
+    log file or a pipe keeps as one long line of partial bars."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def check_dataset_name(name: str | None) -> None:
     """``--dataset`` picks per-dataset preset settings: an unknown name is an error, not ignored."""
     if name is None:
@@ -73,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..files import read_image
+    from ..images import frames_record
     from ..segment import Segmenter, default_preset
     from ..segment.ahead import EncodedAhead
     from ..segment.outputs import plan_outputs
@@ -84,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
     # everything a user can get wrong is checked before the model loads
     classes = parse_classes(args.classes, args.classes_file)
     check_dataset_name(args.dataset)
+    from ..segment.presets import check_ranges
+
+    check_ranges({"prob_thd": args.prob_thd})
+    from ..segment import check_second_backbone
+
+    check_second_backbone(args.head, args.preset, args.dataset, args.second_backbone, args.second_weights)
     check_model_args(args)
     files, folders, problems = collect_images(args.inputs)
     out = check_out_dir(args.out)
@@ -94,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
 
         if args.open_world:
             raise OvssError("--tta does not work with --open-world; drop one of them")
-        tta = get_method(args.tta)
+        # the preset's protocol chooses the method's settings, as ``ovss bench --preset`` does
+        # (under mlmp: the checkpoint's logit scale, MLMP's templates); the JSON records them
+        tta = get_method(args.tta, protocol=args.preset)
     apply_speed_args(args)
     if tta is not None and args.precision == "int8":
         raise OvssError("--precision int8 is for inference only; use bf16 or fp32 with --tta")
@@ -108,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         prompts = load_prompt_addition(args.prompts, model)
     seg = Segmenter(
         model, head=args.head, preset=args.preset or default_preset(model, args.dataset), dataset=args.dataset,
-        prob_thd=args.prob_thd, pamr=args.pamr, prompts=prompts, second_backbone=args.vfm, second_weights=args.second_weights,
+        prob_thd=args.prob_thd, pamr=args.pamr, prompts=prompts, second_backbone=args.second_backbone, second_weights=args.second_weights,
         precision=args.precision,
     )
     open_world = None
@@ -119,9 +139,10 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"ovss: error: {problem}", file=sys.stderr)
     failed = len(problems)
+    legend_said = None
     # plain segmentation: the images of a folder are encoded a few at a time (shared forwards)
     ahead = EncodedAhead(seg, files, read_image) if open_world is None and tta is None else None
-    for path, stem in tqdm(list(zip(files, stems)), desc="segment", unit="img", disable=len(files) < 2):
+    for path, stem in tqdm(list(zip(files, stems)), desc="segment", unit="img", disable=len(files) < 2 or args.no_progress or not _terminal(sys.stderr)):
         reduced: dict = {}  # work done below the photo's size to bound memory: said in the JSON and the log
         try:
             if ahead is not None:
@@ -143,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"ovss: error: {e}", file=sys.stderr)
             failed += 1
             continue
+        frames, note = frames_record(path)
+        if note:
+            print(f"ovss: note: {note}", file=sys.stderr)
         if overlay_size(*labels.shape) != labels.shape:
             reduced["overlay_size"] = list(overlay_size(*labels.shape))
         if reduced:
@@ -150,14 +174,22 @@ def run(args: argparse.Namespace) -> int:
             done = ", ".join(f"{what[k]} at {v[1]}x{v[0]}" for k, v in reduced.items())
             print(f"ovss: note: {path} is {labels.shape[1]}x{labels.shape[0]} pixels: {done}, to bound memory; "
                   "labels are at full size", file=sys.stderr)
-        write_segmentation(out, stem, image, labels, classes, shares, str(path), seg.settings(), {
-            **loaded.describe(),
+        written = write_segmentation(out, stem, image, labels, classes, shares, str(path), seg.settings(), {
+            **loaded.describe(), **frames,
             **({"reduced": {"why": "bounded memory", "labels_size": list(labels.shape), **reduced}} if reduced else {}),
             **({"tta": {"method": tta.name, **tta.hparams()}} if tta is not None else {}),
             **({"open_world": open_world.describe()} if open_world is not None else {}),
         })
+        if written.note and written.note != legend_said:
+            legend_said = written.note  # once per run, not once per image
+            print(f"ovss: note: {written.note}", file=sys.stderr)
         if len(files) == 1:
             print(f"wrote {out / (stem + '_overlay.png')}")
     if len(files) > 1:
         print(f"segmented {len(files) - failed + len(problems)} of {len(files)} images into {out}")
+    # nothing segmented (a missing file, a file that is no image): the user's mistake, exit 2; some
+    # images written and some not: exit 1, the others are kept
+    done = len(files) - (failed - len(problems))
+    if failed and done == 0:
+        return 2
     return 1 if failed else 0

@@ -100,6 +100,10 @@ def parse_size(text: str) -> int | tuple[int, int]:
         nums = []
     if len(nums) not in (1, 2) or min(nums, default=0) < 16:
         raise OvssError(f"--size {text!r} is not a size; give a side such as 224 or HxW such as 224x320 (at least 16)")
+    from ..world.scene import MAX_SIDE
+
+    if max(nums) > MAX_SIDE:
+        raise OvssError(f"--size {text} is too large; ShapesWorld draws at most {MAX_SIDE} pixels a side")
     return nums[0] if len(nums) == 1 else (nums[0], nums[1])
 
 

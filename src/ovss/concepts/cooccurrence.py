@@ -131,6 +131,15 @@ def build_from_file(path: str | Path, min_count: int = 1, min_frequency: float =
     except UnicodeDecodeError:
         raise OvssError(f"{path} is not UTF-8 text; give a text file with one caption a line") from None
     d = build_dictionary(lines, min_count, min_frequency, progress=progress, total=len(lines))
+    if not d.counts:  # a dictionary with no concepts gives every query no contrastive concepts, silently
+        if not any(line.strip() for line in lines):
+            raise OvssError(f"{path} holds no captions; give a text file with one caption a line")
+        kept = build_dictionary(lines, 1, 0.0, progress=False, total=len(lines)).counts if (min_count > 1 or min_frequency > 0) else {}
+        limits = f"min_count={min_count}" + (f" and min_frequency={min_frequency}" if min_frequency > 0 else "")
+        why = (f"none of its {len(kept)} concepts reaches {limits}"
+               if kept else "its words are all stop words, counts or too short to be concepts")
+        raise OvssError(f"{path} gives an empty dictionary: {why}; give captions that name things "
+                        "(e.g. \"a boat on the sea\")", param="min_count" if kept else None)
     d.info = {"corpus": path.name}
     return d
 

@@ -2,7 +2,8 @@
 
 A benchmark that dies on image 1,400 after half an hour wastes the half hour; ``check_files`` reads
 only each file's header and structure (PIL ``open`` + ``verify``: chunk checksums for PNG, no pixel
-decoding), so it checks thousands of files in seconds. It finds garbage or truncated headers,
+decoding; a JPEG without its end marker is decoded in full), so it checks thousands of files in
+seconds. It finds garbage or truncated headers, JPEGs cut short,
 unreadable files and an annotation whose size differs from its (upright) image.
 """
 from __future__ import annotations
@@ -22,7 +23,10 @@ def _header_size(path: Path, upright: bool) -> tuple[int, int]:
     """(width, height) from the header; ``upright`` applies an EXIF rotation as reading does."""
     with Image.open(path) as im:
         width, height = im.size
+        fmt = im.format
         im.verify()  # must come first after open; the file is unusable afterwards
+    if fmt == "JPEG":
+        check_jpeg_end(path)
     orientation = None
     if upright:
         with Image.open(path) as im:
@@ -31,6 +35,22 @@ def _header_size(path: Path, upright: bool) -> tuple[int, int]:
             except (OSError, ValueError, SyntaxError):
                 orientation = None
     return (height, width) if orientation in _TRANSPOSING else (width, height)
+
+
+def check_jpeg_end(path: Path, tail: int = 4096) -> None:
+    """A JPEG cut short (an interrupted download) has a good header and ``verify`` passes it (PIL
+    checks nothing past the header for JPEG). A whole one ends with the end-of-image marker FF D9,
+    which cannot occur inside the entropy-coded data (FF bytes there are stuffed with 00). Files
+    without it in their last ``tail`` bytes are decoded in full, which raises where data is
+    missing (a few cameras append bytes after the marker: those decode fine and pass)."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - tail))
+        if b"\xff\xd9" in f.read():
+            return
+    with Image.open(path) as im:
+        im.load()  # OSError "image file is truncated (N bytes not processed)"
 
 
 def _why(e: Exception) -> str:

@@ -131,6 +131,7 @@ def load_model(
     if pretrained is None:
         pretrained = next(iter(EMBEDDED_WEIGHTS[name]))
 
+    activation_from = None  # why the activation differs from the name's config, where it does
     if pretrained.lower() in RANDOM_TAGS:
         clip = create_architecture(open_clip, name)
         source = "random initialisation"
@@ -145,10 +146,15 @@ def load_model(
         path = Path(pretrained).expanduser()
         if not path.exists():
             raise OvssError(f"checkpoint not found: {path} (check the path)")
-        state, is_openai = read_checkpoint(path, return_kind=True)
-        clip = create_architecture(open_clip, name, quick_gelu=is_openai)
+        state, openai = read_checkpoint(path, return_kind=True)
+        openai = openai or openai_by_name(path)
+        # OpenAI trained its CLIPs with QuickGELU; open_clip's plain names (ViT-B-16) build GELU,
+        # which loads the same tensors and silently gives other features
+        clip = create_architecture(open_clip, name, quick_gelu=bool(openai))
         _load_into(clip, state, str(path))
         source = f"file {path}"
+        if openai:
+            activation_from = f"OpenAI weights ({openai})"
     else:
         tags = open_clip.list_pretrained_tags_by_model(name)
         if pretrained not in tags:
@@ -156,8 +162,12 @@ def load_model(
                 f"unknown pretrained tag '{pretrained}' for {name}; known tags: {', '.join(tags) or 'none'}, "
                 "or pass a local checkpoint file or 'none'"
             )
+        check_pretrained_reachable(open_clip, name, pretrained)  # offline: one line now, not a minute of retries
+        tag_quick_gelu = bool(open_clip.get_pretrained_cfg(name, pretrained).get("quick_gelu", False))
+        if tag_quick_gelu:  # OpenAI's weights under a plain name: build the activation they were trained with
+            activation_from = f"the pretrained tag '{pretrained}' (trained with QuickGELU)"
         try:
-            clip = open_clip.create_model(name, pretrained=pretrained)
+            clip = open_clip.create_model(name, pretrained=pretrained, force_quick_gelu=tag_quick_gelu)
         except Exception as e:  # network errors come in many types
             raise OvssError(
                 f"cannot fetch weights {name}/{pretrained} ({e.__class__.__name__}: no network?); "
@@ -168,7 +178,71 @@ def load_model(
     tokenizer = open_clip.get_tokenizer(name)
     mean = tuple(getattr(clip.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN)
     std = tuple(getattr(clip.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD)
-    return ClipModel(clip, tokenizer, name, pretrained, mean, std, {"weights": source})
+    info = {"weights": source, "activation": activation_of(clip)}
+    if activation_from is not None:
+        info["activation_from"] = activation_from
+    return ClipModel(clip, tokenizer, name, pretrained, mean, std, info)
+
+
+def activation_of(clip: torch.nn.Module) -> str:
+    """The MLP activation the built model runs: "quick_gelu" (OpenAI's x * sigmoid(1.702 x)) or "gelu"."""
+    names = {type(m).__name__ for m in clip.modules()}
+    return "quick_gelu" if "QuickGELU" in names else "gelu"
+
+
+# keys OpenAI's checkpoints carry besides the weights (``clip/model.py``'s build_model drops them)
+OPENAI_BOOKKEEPING = ("input_resolution", "context_length", "vocab_size")
+
+
+def openai_by_name(path: str | Path) -> str | None:
+    """Why a checkpoint file is OpenAI's from its path (``ViT-B-16-openai.pt``, open_clip's cache
+    ``vit_base_patch16_clip_224.openai/``), or None."""
+    return "its path names openai" if "openai" in str(path).lower() else None
+
+
+def check_pretrained_reachable(open_clip, name: str, tag: str, timeout: float = 3.0) -> None:
+    """Weights of an open_clip tag are in the local cache, or their host answers; else one line.
+
+    Offline, open_clip and huggingface_hub retry for about a minute, with dozens of warnings,
+    before failing: one connection attempt says the same at once.
+    """
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    cfg = open_clip.get_pretrained_cfg(name, tag) or {}
+    hub, url = cfg.get("hf_hub", ""), cfg.get("url", "")
+    if "file" in cfg:
+        return
+    if hub:
+        try:
+            from huggingface_hub import constants, try_to_load_from_cache
+        except ImportError:
+            return  # open_clip says the hub is missing
+        model_id, filename = os.path.split(hub)
+        filename = filename or "open_clip_pytorch_model.bin"
+        names = [filename] + ([filename.rsplit(".", 1)[0] + ".safetensors"] if filename.endswith((".bin", ".pth")) else [])
+        if any(isinstance(try_to_load_from_cache(model_id, n), str) for n in names):
+            return
+        host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+        offline = constants.HF_HUB_OFFLINE
+    elif url:
+        if os.path.isfile(os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(url))):
+            return
+        host, offline = urlparse(url).hostname, False
+    else:
+        return
+    why = "HF_HUB_OFFLINE is set" if offline else None
+    if why is None and any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return  # through a proxy a direct connection says nothing; the download itself will tell
+    if why is None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            return
+        except OSError as e:
+            why = f"{host} is unreachable: {e.strerror or e.__class__.__name__}"
+    raise OvssError(f"cannot fetch weights {name}/{tag} ({why}; they are not in the local cache); "
+                    "download the checkpoint elsewhere and pass pretrained=PATH", param="pretrained")
 
 
 def check_model_name(name: str) -> None:
@@ -220,13 +294,13 @@ def create_architecture(open_clip, name: str, quick_gelu: bool = False) -> torch
 
 
 def read_checkpoint(path: str | Path, return_kind: bool = False):
-    """Read a state dict safely. Returns (state, is_openai) with ``return_kind``.
+    """Read a state dict safely. Returns (state, why it is OpenAI's or None) with ``return_kind``.
 
     OpenAI's checkpoints are TorchScript archives: they are read with ``torch.jit.load``, which
     restores tensors and TorchScript code, never arbitrary Python objects.
     """
     path = Path(path)
-    is_openai = False
+    is_openai: str | None = None
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -236,7 +310,7 @@ def read_checkpoint(path: str | Path, return_kind: bool = False):
             with warnings.catch_warnings():  # TorchScript is deprecated, but it is OpenAI's format
                 warnings.simplefilter("ignore", FutureWarning)
                 state = torch.jit.load(str(path), map_location="cpu").state_dict()
-            is_openai = True
+            is_openai = "a TorchScript archive, OpenAI's format"
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
     except OvssError:
@@ -248,6 +322,9 @@ def read_checkpoint(path: str | Path, return_kind: bool = False):
     if not isinstance(state, dict):
         raise OvssError(f"{path} holds no state dict; pass a checkpoint of model weights")
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    if "visual.conv1.weight" in state and all(k in state for k in OPENAI_BOOKKEEPING):  # OpenAI's key layout
+        is_openai = is_openai or "its keys: OpenAI's layout (input_resolution, context_length, vocab_size)"
+        state = {k: v for k, v in state.items() if k not in OPENAI_BOOKKEEPING}
     state = _expand_compact(state)
     return (state, is_openai) if return_kind else state
 

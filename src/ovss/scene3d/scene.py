@@ -90,7 +90,22 @@ def read_matrix(path: Path, shapes: tuple[tuple[int, int], ...]) -> np.ndarray:
 
 
 def _intrinsic(path: Path) -> np.ndarray:
-    return read_matrix(path, ((3, 3), (4, 4)))[:3, :3]
+    k = read_matrix(path, ((3, 3), (4, 4)))[:3, :3]
+    check_intrinsic(k, path)
+    return k
+
+
+def check_intrinsic(k: np.ndarray, where) -> None:
+    """A pinhole matrix projects: finite, focal lengths fx = K[0,0] and fy = K[1,1] above 0, last row
+    (0, 0, 1). An all-zero matrix would send every point to pixel (nan, nan) and label nothing."""
+    if not np.isfinite(k).all():
+        raise OvssError(f"{where}: the camera matrix has NaN or infinite entries; write the camera's intrinsic matrix")
+    if not (k[0, 0] > 0 and k[1, 1] > 0):
+        raise OvssError(f"{where}: not a camera matrix: the focal lengths fx (row 1, column 1) and fy (row 2, "
+                        f"column 2) must be above 0, got {k[0, 0]:g} and {k[1, 1]:g}; write the camera's intrinsic matrix")
+    if not np.allclose(k[2], (0, 0, 1)):
+        raise OvssError(f"{where}: not a camera matrix: its third row must be 0 0 1, got "
+                        f"{' '.join(f'{v:g}' for v in k[2])}")
 
 
 def frame_numbers(folder: Path) -> list[int]:

@@ -41,8 +41,11 @@ def bounded_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
 
 
 def shrink_image(image, size: tuple[int, int]):
-    """An H x W x 3 uint8 array (or a C x H x W / 1 x C x H x W tensor) scaled down to ``size``,
+    """An H x W x 3 uint8 or float32 array (or a C x H x W / 1 x C x H x W tensor) scaled down to ``size``,
     averaging the pixels each output pixel covers (no aliasing)."""
+    if isinstance(image, np.ndarray) and image.dtype == np.float32:  # a float image (0..1): channel by channel
+        return np.stack([np.asarray(Image.fromarray(image[..., c]).resize((size[1], size[0]), Image.BOX))
+                         for c in range(image.shape[2])], axis=-1)
     if isinstance(image, np.ndarray):
         return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BOX))
     x = image.float()

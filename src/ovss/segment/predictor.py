@@ -17,9 +17,10 @@ from ..dense import DenseEncoder, get_head
 from ..dense.feedback import SFR, SemanticFeedback, feedback_attention, patch_labels, takes_feedback
 from ..dense.multilevel import RCS, cross_correlation_attention
 from ..errors import OvssError
+from ..images import as_rgb
 from ..model import ClipModel, load_model
 from ..text import ClassList, TextEncoder, parse_classes
-from .presets import Preset, default_preset, get_preset
+from .presets import Preset, check_second_backbone, default_preset, get_preset
 from .protocol import FP16_LN_FP32, checkpoint_logit_scale, fp16_with_fp32_layernorm
 from .resize import resize_bilinear_uint8
 from . import bounded
@@ -110,6 +111,7 @@ class Segmenter:
     ):
         """``prompts``: learned prompts to run with (e.g. ``ovss.opendas.load_prompt_addition``); they
         build the dense and text encoders here, so nothing rewires the segmenter afterwards."""
+        check_second_backbone(head, preset or "naclip", dataset, overrides.get("second_backbone"), overrides.get("second_weights"))
         self.model = model if model is not None else load_model()
         if device is not None:
             self.model.clip.to(device)
@@ -170,27 +172,26 @@ class Segmenter:
 
     # image side -----------------------------------------------------------------------------
 
-    def preprocess(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 H x W x 3 -> 1 x 3 x h x w normalised, resized by the preset.
+    def preprocess(self, image) -> torch.Tensor:
+        """An image (``ovss.images.as_rgb``: numpy, torch or PIL) -> 1 x 3 x h x w normalised, resized
+        by the preset.
 
         ``resize_mode`` "opencv" (every preset): uint8 images are resized as uint8 with OpenCV
-        bilinear, then normalised, as the mmseg pipelines do (see ``resize.py``). Float tensors,
-        and ``resize_mode`` "torch", are resized as floats with torch's bilinear.
+        bilinear, then normalised, as the mmseg pipelines do (see ``resize.py``). Float images, and
+        ``resize_mode`` "torch", are resized as floats with torch's bilinear.
         """
-        if isinstance(image, np.ndarray):
-            if image.ndim != 3 or image.shape[2] != 3:
-                raise OvssError(f"expected an H x W x 3 RGB image, got shape {image.shape}; read files with ovss.files.read_rgb")
-        elif image.dtype == torch.uint8 and image.ndim in (3, 4):  # 3 x H x W or 1 x 3 x H x W
-            image = image.reshape(image.shape[-3:]).permute(1, 2, 0).cpu().numpy()
+        return self._preprocess(as_rgb(image))
+
+    def _preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """``preprocess`` of an image ``as_rgb`` already returned (H x W x 3, uint8, or float 0..1)."""
         p = self.preset
-        h, w = image.shape[:2] if isinstance(image, np.ndarray) else image.shape[-2:]
+        h, w = image.shape[:2]
         th, tw = resized_size(h, w, p.resize_short, p.max_long, p.resize_to)
-        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and p.resize_mode == "opencv":
+        if image.dtype == np.uint8 and p.resize_mode == "opencv":
             image = resize_bilinear_uint8(image, (th, tw))
-        if isinstance(image, np.ndarray):
-            x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1)[None]
-        else:
-            x = image.float()[None] if image.ndim == 3 else image.float()
+        x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1)[None]
+        if image.dtype != np.uint8:
+            x = x * 255.0  # as_rgb's floats are 0..1; normalize takes 0..255
         if tuple(x.shape[-2:]) != (th, tw):
             x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False)
         x = self.model.normalize(x)
@@ -247,14 +248,15 @@ class Segmenter:
     def _prepare(self, image):
         """(original size, the preset's size, the size worked at, the preprocessed image): a preset
         that keeps the size (shapesworld) works on a 24 MP photo at a bounded size (bounded memory)."""
-        size = tuple(image.shape[:2]) if isinstance(image, np.ndarray) else tuple(image.shape[-2:])
+        image = as_rgb(image)
+        size = tuple(image.shape[:2])
         p = self.preset
         wanted = resized_size(*size, p.resize_short, p.max_long, p.resize_to)
         keeps_size = p.resize_short is None and p.resize_to is None
         work = bounded.bounded_size(wanted, bounded.MAX_INPUT_PIXELS) if keeps_size else wanted
         if work != wanted:
             image = bounded.shrink_image(image, work)
-        return size, wanted, work, self.preprocess(image)
+        return size, wanted, work, self._preprocess(image)
 
     @torch.no_grad()
     def encode_images(self, images: list, max_windows: int = 32) -> list[EncodedImage]:
@@ -263,6 +265,9 @@ class Segmenter:
         windows (small images, GPUs); each image's features equal ``set_image``'s. Pass the results
         to ``predict(encoded=...)``.
         """
+        if not isinstance(images, (list, tuple)):
+            raise OvssError(f"images must be a list of images, got {type(images).__name__}; for one image use set_image",
+                            param="images")
         prepared, by_shape, alone = [], {}, {}
         for k, image in enumerate(images):
             size, wanted, work, x = self._prepare(image)

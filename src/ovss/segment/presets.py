@@ -81,6 +81,7 @@ class Preset:
         unknown = [k for k in overrides if k not in self.__dataclass_fields__]
         if unknown:
             raise OvssError(f"unknown preset setting '{unknown[0]}'; known: {', '.join(self.__dataclass_fields__)}")
+        check_ranges(overrides)
         mode = overrides.get("resize_mode")
         if mode is not None and mode not in RESIZE_MODES:
             raise OvssError(f"unknown resize_mode '{mode}'; choose one of: {', '.join(RESIZE_MODES)}")
@@ -102,6 +103,38 @@ class Preset:
         if d["resize_to"] is not None:
             d["resize_to"] = list(d["resize_to"])
         return d
+
+
+# numeric settings a caller may override, and the values that make sense: one message each
+FRACTIONS = ("prob_thd", "area_thd", "sfr_threshold")  # probabilities and shares: 0..1
+POSITIVE_INTS = ("resize_short", "max_long", "crop", "stride")  # pixels
+
+
+def check_ranges(overrides: dict) -> None:
+    """One line for a numeric override out of its range, named by its keyword (``prob_thd=2.0``
+    would label every pixel 0; a logit scale of 0 makes every class equally likely)."""
+    import math
+
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in FRACTIONS + ("logit_scale",) + POSITIVE_INTS and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            raise OvssError(f"{key} must be a finite number, got {value!r}", param=key)
+        if key in FRACTIONS and not 0 <= value <= 1:
+            raise OvssError(f"{key} must be between 0 and 1, got {value}", param=key)
+        if key == "logit_scale" and value <= 0:
+            raise OvssError(f"logit_scale must be above 0, got {value}", param=key)
+        if key in POSITIVE_INTS and (value != int(value) or value < 1):
+            raise OvssError(f"{key} must be a whole number of pixels, 1 or more, got {value}", param=key)
+        if key in ("rcs_weights", "sfr_weights"):
+            if not (isinstance(value, (tuple, list)) and len(value) == 2
+                    and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)):
+                raise OvssError(f"{key} must be two numbers (tau, lambda), got {value!r}", param=key)
+        if key == "resize_to":
+            if not (isinstance(value, (tuple, list)) and len(value) == 2
+                    and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+                raise OvssError(f"resize_to must be two whole numbers (height, width), got {value!r}", param=key)
 
 
 _BG = ("voc21", "context60", "coco_object")
@@ -156,13 +189,16 @@ PRESETS: dict[str, Preset] = {
         description="SC-CLIP: short side 336, windows 224/112, logit scale 40, no PAMR",
     ),
     "resclip-rcs": Preset(
-        "resclip-rcs", head="naclip+rcs", resize_short=336, crop=224, stride=112, logit_scale=40.0, rcs_weights=(2.0, 0.4),
+        # no dataset: ResCLIP's demo.py weights (its VOC20 config's); each dataset its config's
+        "resclip-rcs", head="naclip+rcs", resize_short=336, crop=224, stride=112, logit_scale=40.0, rcs_weights=(2.0, 0.6),
         class_set="sclip_naclip",
         per_dataset={
             "voc21": dict(prob_thd=0.1, crop=None, stride=None, rcs_weights=(2.0, 0.3)),
             "voc20": dict(crop=None, stride=None, rcs_weights=(2.0, 0.6)),
             "context60": dict(prob_thd=0.1, rcs_weights=(2.0, 0.3)),
-            "coco_object": dict(prob_thd=0.1),
+            "context59": dict(rcs_weights=(2.0, 0.4)),
+            "coco_object": dict(prob_thd=0.1, rcs_weights=(2.0, 0.4)),
+            "coco_stuff164k": dict(rcs_weights=(2.0, 0.4)),
             "cityscapes": dict(resize_short=560, rcs_weights=(2.0, 0.2)),
             "ade20k": dict(rcs_weights=(2.0, 0.3)),  # cfg_ade20k.py
         },
@@ -170,18 +206,20 @@ PRESETS: dict[str, Preset] = {
     ),
     "resclip": Preset(
         # configs/cfg_*.py of yvhangyang/ResCLIP @ 0e085f7; ResCLIP's forward_feature is NACLIP's
-        # (conv1 drops a partial patch), hence window_remainder="floor"
+        # (conv1 drops a partial patch), hence window_remainder="floor". No dataset (a photo): the
+        # settings of its demo.py, which are also its VOC20 config's: RCS (2.0, 0.6), SFR (2.1, 0.6),
+        # temp_thd 0.10
         "resclip", head="naclip+rcs", resize_short=336, crop=224, stride=112, logit_scale=40.0, window_remainder="floor",
         class_set="sclip_naclip",
-        rcs_weights=(2.0, 0.4), sfr_weights=(1.8, 0.7), sfr_threshold=0.25,
+        rcs_weights=(2.0, 0.6), sfr_weights=(2.1, 0.6), sfr_threshold=0.1,
         per_dataset={
             "voc21": dict(prob_thd=0.1, crop=None, stride=None, rcs_weights=(2.0, 0.3), sfr_weights=(2.2, 0.7),
                           sfr_threshold=0.5),
             "voc20": dict(crop=None, stride=None, rcs_weights=(2.0, 0.6), sfr_weights=(2.1, 0.6), sfr_threshold=0.1),
-            "context60": dict(prob_thd=0.1, rcs_weights=(2.0, 0.3), sfr_threshold=0.3),
-            "context59": dict(sfr_threshold=0.25),
-            "coco_object": dict(prob_thd=0.1, sfr_threshold=0.11),
-            "coco_stuff164k": dict(sfr_threshold=0.11),
+            "context60": dict(prob_thd=0.1, rcs_weights=(2.0, 0.3), sfr_weights=(1.8, 0.7), sfr_threshold=0.3),
+            "context59": dict(rcs_weights=(2.0, 0.4), sfr_weights=(1.8, 0.7), sfr_threshold=0.25),
+            "coco_object": dict(prob_thd=0.1, rcs_weights=(2.0, 0.4), sfr_weights=(1.8, 0.7), sfr_threshold=0.11),
+            "coco_stuff164k": dict(rcs_weights=(2.0, 0.4), sfr_weights=(1.8, 0.7), sfr_threshold=0.11),
             "cityscapes": dict(resize_short=560, rcs_weights=(2.0, 0.2), sfr_weights=(2.1, 0.6), sfr_threshold=0.1),
             "ade20k": dict(rcs_weights=(2.0, 0.3), sfr_weights=(2.1, 0.7), sfr_threshold=0.25),
         },
@@ -218,6 +256,23 @@ PRESETS: dict[str, Preset] = {
         description="the embedded tiny model on ShapesWorld: windows of its native 112 px, stride 56",
     ),
 }
+
+
+def check_second_backbone(head: str | None, preset, dataset: str | None = None, second_backbone: str | None = None,
+                          second_weights: str | None = None) -> None:
+    """A second backbone (or its weights) given for a head that has none is one line: the setting
+    would be ignored and the run would not be the one asked for. Checked before a model loads."""
+    if second_backbone is None and second_weights is None:
+        return
+    from ..dense import HEADS, get_head
+
+    name = head or get_preset(preset or "naclip", dataset).head
+    if name not in HEADS or get_head(name).second:
+        return  # an unknown head gets its own message
+    key, value = ("second_backbone", second_backbone) if second_backbone is not None else ("second_weights", second_weights)
+    with_second = ", ".join(h for h in HEADS if HEADS[h].second)
+    raise OvssError(f"{key}={value!r} is for heads with a second backbone ({with_second}); head '{name}' has none: "
+                    f"drop {key} or choose head='proxyclip'", param=key)
 
 
 def default_preset(model, dataset: str | None = None) -> str:

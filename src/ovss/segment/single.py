@@ -14,7 +14,7 @@ import numpy as np
 
 from ..files import JSON_MARK_KEY, OVSS_MARK, save_image, write_json
 from ..text import ClassList
-from ..viz import label_png, overlay
+from ..viz import label_png, legend_fonts, legend_note, overlay
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class SegmentationFiles:
     labels: Path
     overlay: Path
     record: Path
+    note: str | None = None  # one line for the log (e.g. legend letters no font covers)
 
 
 def segmentation_record(image_name: str, image: np.ndarray, classes: ClassList, shares: dict[str, float],
@@ -47,7 +48,10 @@ def write_segmentation(out: str | os.PathLike, stem: str, image: np.ndarray, lab
     order (open-world runs add "(unlabelled)" last); ``extra`` adds keys such as "tta" or "open_world".
     """
     out = Path(out)
+    legend = legend_fonts(classes.names)
+    if set(legend) != {"font"}:  # a fallback font drew some names, or no font covers some letters
+        extra = {**(extra or {}), "legend": legend}
     labels_path = save_image(out / f"{stem}.png", label_png(labels))
     overlay_path = save_image(out / f"{stem}_overlay.png", overlay(image, labels, classes.names, list(shares.values())))
     record = write_json(out / f"{stem}.json", segmentation_record(image_name, image, classes, shares, stem, settings, extra))
-    return SegmentationFiles(labels_path, overlay_path, record)
+    return SegmentationFiles(labels_path, overlay_path, record, legend_note(legend))

@@ -25,7 +25,7 @@ from .classes import (
     OBJECTS, SYNONYMS,
 )
 from .render import draw_object, render
-from .scene import check_style
+from .scene import check_image_size, check_style
 
 TEXTURE_METRES = 2.0  # a stuff texture tile covers 2 m x 2 m
 TEXTURE_PIXELS = 224
@@ -370,6 +370,7 @@ def write_rooms(out_dir, n: int, split: str = "val", seed: int = 0, style: str =
         raise OvssError(f"objects must be 0 or more, got {objects}", param="objects")
     if frames < 1:
         raise OvssError(f"frames must be at least 1, got {frames}", param="frames")
+    frame_size = check_image_size(frame_size, "frame_size")
     if points < min_points(objects):
         raise OvssError(f"points={points} is too few for {objects} objects; give at least {min_points(objects)}",
                         param="points")

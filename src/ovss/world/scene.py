@@ -57,11 +57,24 @@ def check_style(style: str) -> str:
     return style
 
 
-def _size(size: int | tuple[int, int]) -> tuple[int, int]:
+# ShapesWorld draws whole images in memory (a few float copies each): a side above this is a typo
+# (--size 99999999 would ask for petabytes), refused before anything is allocated
+MAX_SIDE = 8192
+
+
+def _size(size: int | tuple[int, int], name: str = "size") -> tuple[int, int]:
+    return check_image_size(size, name)
+
+
+def check_image_size(size: int | tuple[int, int], name: str = "size") -> tuple[int, int]:
+    """(h, w) of a ShapesWorld image size (a side or (h, w)), between 16 and ``MAX_SIDE`` a side."""
     h, w = (size, size) if isinstance(size, (int, np.integer)) else size
     h, w = int(h), int(w)
     if h < 16 or w < 16:
-        raise OvssError(f"image size {h}x{w} is too small; use at least 16x16")
+        raise OvssError(f"image size {h}x{w} is too small; use at least 16x16", param=name)
+    if max(h, w) > MAX_SIDE:
+        raise OvssError(f"image size {h}x{w} is too large; ShapesWorld draws at most {MAX_SIDE} pixels a side",
+                        param=name)
     return h, w
 
 
