@@ -2,7 +2,7 @@
 private name is imported from another package. A layer may import any layer below it.
 
 Layers, lowest first (the pipeline, then what builds on it):
-  foundation   errors, files, viz, ply
+  foundation   errors, outputs, files, viz, ply
   sources      model, data, corruptions, world (ShapesWorld generation)
   dense        the ViT block by block and its heads
   text         class lists, templates, text embeddings
@@ -22,7 +22,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "ovss"
 
 LAYERS = [
-    {"errors", "files", "viz", "ply", "__init__"},
+    {"errors", "outputs", "files", "viz", "ply", "__init__"},
     {"model", "data", "corruptions", "world"},
     {"dense"},
     {"text"},

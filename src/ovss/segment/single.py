@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..files import JSON_MARK_KEY, OVSS_MARK, save_image, write_json
+from ..files import JSON_MARK_KEY, OVSS_MARK, one_result, save_image, write_json
 from ..text import ClassList
 from ..viz import label_png, overlay
 
@@ -47,7 +47,8 @@ def write_segmentation(out: str | os.PathLike, stem: str, image: np.ndarray, lab
     order (open-world runs add "(unlabelled)" last); ``extra`` adds keys such as "tta" or "open_world".
     """
     out = Path(out)
-    labels_path = save_image(out / f"{stem}.png", label_png(labels))
-    overlay_path = save_image(out / f"{stem}_overlay.png", overlay(image, labels, classes.names, list(shares.values())))
-    record = write_json(out / f"{stem}.json", segmentation_record(image_name, image, classes, shares, stem, settings, extra))
+    with one_result():  # a full disk or a kill between the files leaves none of them (no PNG without its JSON)
+        labels_path = save_image(out / f"{stem}.png", label_png(labels))
+        overlay_path = save_image(out / f"{stem}_overlay.png", overlay(image, labels, classes.names, list(shares.values())))
+        record = write_json(out / f"{stem}.json", segmentation_record(image_name, image, classes, shares, stem, settings, extra))
     return SegmentationFiles(labels_path, overlay_path, record)
