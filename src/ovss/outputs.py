@@ -71,8 +71,20 @@ def running(job: Job):
         _JOB.reset(token)
 
 
+@contextmanager
+def job_of(kind: str):
+    """The running job; a library function called outside any (from Python) runs as ``kind``, so
+    its files still name the job that wrote them (no lock: that is ``OutputRun``'s)."""
+    job = current_job()
+    if job is not None:
+        yield job
+        return
+    with running(Job(kind, new_run_id())) as job:
+        yield job
+
+
 def file_job(path: str | os.PathLike) -> tuple[str, str] | None:
-    """(kind, run) of the job that wrote ``path``; None for a file without a job tag (a user's
+    """(kind, run) of the job that wrote ``path`` (PNG, JSON, safetensors, PLY); None for a file without a job tag (a user's
     file, a format that cannot carry one, or an ovss file older than the tags)."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -88,6 +100,11 @@ def file_job(path: str | os.PathLike) -> tuple[str, str] | None:
         elif suffix == ".safetensors":
             meta = _safetensors_metadata(path)
             kind, run = meta.get(JOB_KEY), meta.get("ovss_run")
+        elif suffix == ".ply":
+            with open(path, "rb") as f:
+                head = f.read(4096).split(b"end_header")[0].decode("ascii", "replace").splitlines()
+            comments = dict(line.split(" ", 2)[1:] for line in head if line.startswith("comment ") and line.count(" ") >= 2)
+            kind, run = comments.get(PNG_JOB_KEY), comments.get(PNG_RUN_KEY)
         else:
             return None
     except (OSError, ValueError, UnidentifiedImageError, SyntaxError, AttributeError):
