@@ -112,6 +112,14 @@ def file_job(path: str | os.PathLike) -> tuple[str, str] | None:
     return (str(kind), str(run)) if kind and run else None
 
 
+def without_tags(data):
+    """A JSON object read back without the job's tags (a table such as class -> names, whose every
+    key is data); anything else unchanged."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if k not in (JSON_MARK_KEY, JOB_KEY)}
+    return data
+
+
 def _safetensors_metadata(path: Path) -> dict:
     """The ``__metadata__`` of a safetensors file, read from its header alone."""
     with open(path, "rb") as f:

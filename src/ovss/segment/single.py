@@ -1,7 +1,8 @@
 """One image in, the three files ``ovss segment`` writes out: label PNG, overlay PNG, JSON.
 
 The command line and the interactive page (``ovss app``) both call ``write_segmentation``, so a
-download from the page is byte for byte what the command writes for the same labels.
+download from the page holds what the command writes for the same labels (the same pixels and
+record; each names the job that wrote it, ``segment`` or ``app``).
 """
 from __future__ import annotations
 
