@@ -16,6 +16,7 @@ resume treats them as another run's.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -81,6 +82,19 @@ def job_of(kind: str):
         return
     with running(Job(kind, new_run_id())) as job:
         yield job
+
+
+def as_job(kind: str):
+    """Decorate a library entry point (``write_dataset``, ``run_benchmark``, ...) so that called from
+    Python its files name a job of ``kind`` as the command's do; inside a running job (the command,
+    or a bigger job such as ``ovsnet ablation`` making its data) they name that job."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with job_of(kind):
+                return fn(*args, **kwargs)
+        return wrapper
+    return decorate
 
 
 def file_job(path: str | os.PathLike) -> tuple[str, str] | None:

@@ -61,6 +61,7 @@ from .store import (
     result_seed,
     save_partial, versions,
 )
+from ..outputs import as_job
 
 __all__ = [
     "run_benchmark", "open_dataset", "parse_corruptions", "parse_seeds", "check_severity", "setup_distributed",
@@ -69,6 +70,7 @@ __all__ = [
 ]
 
 
+@as_job("bench")
 def run_benchmark(
     model,
     datasets: Sequence[tuple[str, str | os.PathLike] | SegDataset],

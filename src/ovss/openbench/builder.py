@@ -31,6 +31,7 @@ from ..data import IGNORE_INDEX, SegDataset, read_label, reduce_labels
 from ..errors import OvssError
 from ..files import read_rgb, save_image, write_json, write_text
 from .stats import Classes, max_similarity
+from ..outputs import as_job
 
 OTHERS = "others"
 IGNORE = "ignore"
@@ -101,6 +102,7 @@ def _relabel_table(ds: SegDataset, targets: dict[str, str], index: dict[str, int
     return table
 
 
+@as_job("openbench build")
 def build_openbench(
     sources: Sequence[SegDataset],
     train_vocab: Classes,

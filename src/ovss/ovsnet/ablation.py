@@ -22,6 +22,7 @@ from ..files import save_safetensors, write_json, write_text
 from ..text import ClassList
 from .decoder import OVSNetConfig
 from .train import EncodedSet, TrainSettings, encode_dataset, evaluate, train_ovsnet
+from ..outputs import as_job
 
 # variant name -> switches
 VARIANTS: dict[str, dict] = {
@@ -105,6 +106,7 @@ def _describe(ds: SegDataset) -> str:
     return f"{ds.spec.name}:{ds.root}:{ds.split}"
 
 
+@as_job("ovsnet ablation")
 def run_ablation(segmenter, data: dict[str, Path | SegDataset], out: str | Path, variants=tuple(VARIANTS),
                  config: OVSNetConfig = OVSNetConfig(), settings: TrainSettings = TrainSettings(), device: str = "cpu",
                  progress: bool = True, seen: list[str] | None = None) -> dict:

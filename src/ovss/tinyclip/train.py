@@ -23,6 +23,7 @@ from ..world.captions import caption_for
 from ..world.classes import OBJECT_COLORS, OBJECTS, STYLES
 from ..world.scene import make_object_image, make_scene
 from .recipe import TinyClipRecipe
+from ..outputs import as_job
 
 MODEL_NAME = "ovss-tiny"
 # Training scenes use seeds above every seed `ovss world make` gives (export seeds stay below 1e10),
@@ -194,6 +195,7 @@ def _param_groups(model: torch.nn.Module, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+@as_job("world train")
 def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress: bool = True) -> dict:
     """Train from scratch and write a compact safetensors checkpoint plus a JSON log next to it."""
     from tqdm import tqdm

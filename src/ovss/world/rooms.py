@@ -26,6 +26,7 @@ from .classes import (
 )
 from .render import draw_object, render
 from .scene import check_style
+from ..outputs import as_job
 
 TEXTURE_METRES = 2.0  # a stuff texture tile covers 2 m x 2 m
 TEXTURE_PIXELS = 224
@@ -352,6 +353,7 @@ def write_room(root, room: Room, points: int) -> dict:
     return meta
 
 
+@as_job("world make3d")
 def write_rooms(out_dir, n: int, split: str = "val", seed: int = 0, style: str = "default", objects: int = 6,
                 frames: int = 12, points: int = 20000, frame_size: tuple[int, int] = (240, 320),
                 progress: bool = True) -> Path:
