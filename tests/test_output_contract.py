@@ -26,10 +26,10 @@ MODEL = ["--model", "ovss-tiny", "--pretrained", "none"]
 
 
 def _one_line(capsys) -> str:
+    """The one error line (a progress bar's carriage returns before it are not lines of the message)."""
     err = capsys.readouterr().err
-    lines = [l for l in err.splitlines() if l.startswith("ovss: error: ") or "Traceback" in l]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+    assert err.count("ovss: error: ") == 1 and "Traceback" not in err, err
+    return "ovss: error: " + err.split("ovss: error: ", 1)[1].splitlines()[0]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,8 @@ def argv(prog: str, out: str, i: dict) -> list[str]:
         "ovss world train": ["world", "train", "--steps", "1", "--batch-size", "2", "--workers", "0", "--no-progress",
                              "--out", out + ".safetensors"],
         "ovss world eval": ["world", "eval", "--quick", "--n", "1", "--out", out],
-        "ovss adapt train": ["adapt", "train", "--data", w, "--epochs", "1", *MODEL, "--out", out],
+        "ovss adapt train": ["adapt", "train", "--data", w, "--split", "val", "--epochs", "1", "--negatives", "none", *MODEL,
+                             "--out", out],
         "ovss adapt eval": ["adapt", "eval", "--data", w, *MODEL, "--out", out],
         "ovss adapt segments-miou": ["adapt", "segments-miou", "--data", w, *MODEL, "--out", out],
         "ovss adapt negatives": ["adapt", "negatives", "--classes-file", str(i["classes"]), "--out", out],
@@ -80,7 +81,8 @@ def argv(prog: str, out: str, i: dict) -> list[str]:
                                  "--sigma2", "0.99", "--no-progress", *MODEL, "--out", out],
         "ovss openbench classcount": ["openbench", "classcount", "--dataset", "shapesworld", "--data-root", w,
                                       "--extra-classes", "0", "--limit", "1", "--no-progress", *MODEL, "--out", out],
-        "ovss ovsnet ablation": ["ovsnet", "ablation", "--data", str(i["root"] / "d"), "--steps", "1", *MODEL, "--out", out],
+        "ovss ovsnet ablation": ["ovsnet", "ablation", "--data", str(i["root"] / "d"), "--steps", "1", "--train-n", "2",
+                                 "--val-n", "2", "--variants", "baseline", "--no-progress", *MODEL, "--out", out],
         "ovss 3d classify": ["3d", "classify", room, "--classes", "box, ball", "--views", "1", "--no-progress", *MODEL,
                              "--out", out],
         "ovss 3d eval": ["3d", "eval", c, "--out", out],
@@ -153,9 +155,17 @@ def test_openbench_build_into_its_source_keeps_the_source(inputs, capsys):
     assert {n: (inputs["w"] / n).read_bytes() for n in files} == files
 
 
-# a full disk: the commands cheap enough to run to their first write here
-DISK_FULL = ["ovss segment", "ovss world make", "ovss world make3d", "ovss world train", "ovss concepts build",
-             "ovss 3d classify", "ovss 3d eval", "ovss bench", "ovss openbench stats", "ovss openbench build"]
+# a full disk: every command, run (small) to its first write; an LLM answer is stubbed
+FILE_OUT = ("ovss 3d eval", "ovss concepts build", "ovss world eval", "ovss adapt eval", "ovss adapt segments-miou",
+            "ovss adapt negatives")
+
+
+def _no_llm(monkeypatch):
+    import ovss.cli.adapt as adapt
+    import ovss.opendas as opendas
+
+    monkeypatch.setattr(adapt, "_llm", lambda args: None)
+    monkeypatch.setattr(opendas, "generate_negatives", lambda client, classes: {c: ["wolf"] for c in classes})
 
 
 def _full_disk(monkeypatch, under, only=None):
@@ -170,12 +180,13 @@ def _full_disk(monkeypatch, under, only=None):
     monkeypatch.setattr(os, "replace", replace)
 
 
-@pytest.mark.parametrize("prog", DISK_FULL)
+@pytest.mark.parametrize("prog", sorted(WRITERS))
 def test_full_disk_is_one_line_and_leaves_nothing_half_written(prog, inputs, tmp_path, monkeypatch, capsys):
     """Item 8: a traceback (OSError: [Errno 28]) in segment and bench."""
     out = tmp_path / "out"
+    _no_llm(monkeypatch)
     _full_disk(monkeypatch, tmp_path)
-    rc = main(argv(prog, str(out / "x") if prog in ("ovss 3d eval", "ovss concepts build") else str(out), inputs))
+    rc = main(argv(prog, str(out / "x.json") if prog in FILE_OUT else str(out), inputs))
     err = _one_line(capsys)
     assert rc == 2 and "no space left" in err, err
     left = [p for p in tmp_path.rglob("*") if p.is_file() and (p.suffix in (".png", ".json", ".safetensors", ".ply")
