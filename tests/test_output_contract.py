@@ -357,3 +357,19 @@ def test_files_older_than_the_tags_stay_readable_and_are_another_run(tmp_path):
     assert claim_problem(path, Job("segment", "r1", resumes=False)) == "an earlier ovss run wrote it"
     assert claim_problem(path, Job("world make", "r1")) is None
     assert claim_problem(path, Job("segment", "r1", resumes=False, overwrite=True)) is None
+
+
+def test_a_file_output_replaces_only_its_own_kind_and_asks_for_another_run(inputs, tmp_path, capsys):
+    """A single-file output (concepts build): a user's file there, or an earlier run's dictionary,
+    is replaced only with --overwrite; what it writes names its job whatever the file is called."""
+    out = tmp_path / "dict.txt"
+    out.write_text("my notes\n")
+    args = ["concepts", "build", "--captions", str(inputs["captions"]), "--no-progress", "--out", str(out)]
+    assert main(args) == 2 and "no ovss job wrote it" in _one_line(capsys)
+    assert out.read_text() == "my notes\n"
+    assert main(args + ["--overwrite"]) == 0
+    first = json.loads(out.read_text())
+    assert first["ovss_job"]["kind"] == "concepts build" and first["format"] == "ovss-cooccurrence"
+    capsys.readouterr()
+    assert main(args) == 2 and "another `ovss concepts build` run" in _one_line(capsys)
+    assert json.loads(out.read_text()) == first

@@ -101,7 +101,7 @@ def file_job(path: str | os.PathLike) -> tuple[str, str] | None:
     """(kind, run) of the job that wrote ``path`` (PNG, JSON, safetensors, PLY); None for a file without a job tag (a user's
     file, a format that cannot carry one, or an ovss file older than the tags)."""
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = _format(path)
     try:
         if suffix == ".png":
             with Image.open(path) as im:
@@ -124,6 +124,22 @@ def file_job(path: str | os.PathLike) -> tuple[str, str] | None:
     except (OSError, ValueError, UnidentifiedImageError, SyntaxError, AttributeError):
         return None
     return (str(kind), str(run)) if kind and run else None
+
+
+def _format(path: Path) -> str:
+    """The suffix that says how to read ``path``'s tag: its own, or for another name (a dictionary
+    written as dict.txt) what its first bytes show (a PNG, a JSON object)."""
+    suffix = path.suffix.lower()
+    if suffix in (".png", ".json", ".safetensors", ".ply"):
+        return suffix
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return suffix
+    if head.startswith(b"\x89PNG"):
+        return ".png"
+    return ".json" if head.lstrip()[:1] == b"{" else suffix
 
 
 def without_tags(data):
@@ -332,6 +348,9 @@ class OutputRun:
         except OvssError as e:  # named as the caller passed it: out='x/y' (the command line: --out x/y)
             raise OvssError(f"{self.param}={str(self.out)!r}: {e}", param=self.param) from None
         check_not_input(self.out, self.inputs, self.input_folders)
+        if self.is_file and self.out.is_file() and not self.job.overwrite and file_job(self.out) is None:
+            raise OvssError(f"refusing to replace {self.out}: no ovss job wrote it (or one older than the job tags); "
+                            "choose another output, or replace it (overwrite=True)", param="overwrite")
         if self.is_file:
             why = claim_problem(self.out, self.job)
             if why:
