@@ -86,8 +86,6 @@ def run(args: argparse.Namespace) -> int:
     check_dataset_name(args.dataset)
     check_model_args(args)
     files, folders, problems = collect_images(args.inputs)
-    out = check_out_dir(args.out)
-    stems = plan_outputs(files, folders, out)
     tta = None
     if args.tta is not None:
         from ..adaptation import get_method
@@ -95,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         if args.open_world:
             raise OvssError("--tta does not work with --open-world; drop one of them")
         tta = get_method(args.tta)
+    out = check_out_dir(args.out)
+    stems = plan_outputs(files, folders, out)
     apply_speed_args(args)
     if tta is not None and args.precision == "int8":
         raise OvssError("--precision int8 is for inference only; use bf16 or fp32 with --tta")
