@@ -2,7 +2,7 @@
 private name is imported from another package. A layer may import any layer below it.
 
 Layers, lowest first (the pipeline, then what builds on it):
-  foundation   errors, files, viz, ply, images
+  foundation   errors, outputs, files, viz, ply, images
   sources      model, data, corruptions, world (ShapesWorld generation)
   dense        the ViT block by block and its heads
   text         class lists, templates, text embeddings
@@ -23,7 +23,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "ovss"
 
 LAYERS = [
-    {"errors", "files", "viz", "ply", "images", "__init__"},
+    {"errors", "outputs", "files", "viz", "ply", "images", "__init__"},
     {"model", "data", "corruptions", "world"},
     {"dense"},
     {"text"},

@@ -1,13 +1,20 @@
 """Atomic file writing and safe image reading shared by every command.
 
 Results are written to a temporary file in the target folder and renamed into place, so a
-killed run never leaves a half-written JSON or PNG that a resumed run would trust.
+killed run never leaves a half-written JSON or PNG that a resumed run would trust. While a job
+runs (``ovss.outputs.OutputRun``) every PNG, JSON and safetensors file written here names the job
+that wrote it (its kind, e.g. "segment", and its run id), so that a later job can tell its own
+files from another job's, another run's and a user's, and refuse the ones it must not replace.
+A full disk is one line (``OvssError``), never a half-written file.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -16,26 +23,78 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import OvssError
+from .outputs import (  # noqa: F401  (the ownership rules live in outputs; these names stay importable here)
+    JOB_KEY, JSON_MARK_KEY, OVSS_MARK, PNG_JOB_KEY, PNG_RUN_KEY, SOFTWARE_KEY, check_not_foreign, check_output_dir, claim,
+    current_job, written_by_ovss,
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` and rename the temporary file onto ``path``."""
+    """Call ``write(tmp_path)`` and rename the temporary file onto ``path``.
+
+    While a job runs, a file of another job (or, for a job that does not resume, of another run)
+    at ``path`` is refused (``claim``). A full disk raises ``OvssError`` in one line and leaves
+    nothing half-written; the file is recorded in the open ``one_result`` group, if any.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    claim(path)
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; the user's umask decides
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _disk_error(e, path) from None
+    mode = 0o666 & ~current_umask()  # mkstemp makes 0600; the user's umask decides
+    try:
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, mode)  # some writers (safetensors) replace the file with a 0600 one of their own
         os.replace(tmp, path)
+    except OSError as e:
+        raise _disk_error(e, path) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    group = _GROUP.get()
+    if group is not None:
+        group.append(path)
     return path
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _disk_error(e: OSError, path: Path) -> Exception:
+    """A full disk or quota as one line; any other OSError unchanged (a bug keeps its traceback)."""
+    if e.errno in DISK_FULL:
+        return OvssError(f"no space left to write {path} ({e.strerror}); nothing half-written was kept: "
+                         "free some space or choose an output folder on another disk, then rerun")
+    return e
+
+
+@contextmanager
+def one_result():
+    """Files that only make sense together (a label PNG and its JSON): when writing one of them
+    fails (a full disk, a kill by Ctrl-C), the ones already written in the group are removed."""
+    token = _GROUP.set([])
+    try:
+        yield
+    except BaseException:
+        for written in _GROUP.get():
+            try:
+                written.unlink()
+            except OSError:
+                pass
+        raise
+    finally:
+        _GROUP.reset(token)
+
+
+_GROUP: ContextVar[list | None] = ContextVar("ovss_result_group", default=None)
 
 
 def current_umask() -> int:
@@ -53,7 +112,11 @@ def current_umask() -> int:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented JSON, atomically; while a job runs, a dict also names the job
+    (``"written_by": "ovss"`` and ``"ovss_job": {"kind": ..., "run": ...}``)."""
+    job = current_job()
+    if job is not None and isinstance(data, dict):
+        data = {**data, JSON_MARK_KEY: OVSS_MARK, JOB_KEY: {"kind": job.kind, "run": job.run}}
     text = json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
 
     def _write(tmp: str) -> None:
@@ -75,7 +138,8 @@ def save_image(path: str | os.PathLike, image: Image.Image) -> Path:
     """Save a PIL image atomically; the format follows the suffix of ``path``.
 
     PNGs carry a text chunk ``Software: ovss`` so that a later run can tell its own outputs from
-    a user's files (``written_by_ovss``) and never write over the latter.
+    a user's files (``written_by_ovss``) and never write over the latter; while a job runs, also
+    ``ovss-job`` (its kind) and ``ovss-run`` (its run id).
     """
     fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
     if fmt == "PNG":
@@ -83,66 +147,24 @@ def save_image(path: str | os.PathLike, image: Image.Image) -> Path:
 
         info = PngInfo()
         info.add_text(SOFTWARE_KEY, OVSS_MARK)
+        job = current_job()
+        if job is not None:
+            info.add_text(PNG_JOB_KEY, job.kind)
+            info.add_text(PNG_RUN_KEY, job.run)
         return atomic_write(path, lambda tmp: image.save(tmp, format=fmt, pnginfo=info))
     return atomic_write(path, lambda tmp: image.save(tmp, format=fmt))
 
 
-# ----------------------------------------------------------------------------- ownership of outputs
+def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> Path:
+    """Write tensors as safetensors, atomically, with the user's umask; while a job runs the
+    metadata names it (``ovss_job``, ``ovss_run``)."""
+    from safetensors.torch import save_file
 
-SOFTWARE_KEY = "Software"
-OVSS_MARK = "ovss"
-JSON_MARK_KEY = "written_by"  # JSON outputs that may sit beside user files carry {"written_by": "ovss"}
-
-
-def written_by_ovss(path: str | os.PathLike) -> bool:
-    """Whether the file at ``path`` is one ovss wrote (a marked PNG or JSON); False for anything else."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".png":
-            with Image.open(path) as im:
-                return getattr(im, "text", {}).get(SOFTWARE_KEY) == OVSS_MARK
-        if path.suffix.lower() == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return isinstance(data, dict) and data.get(JSON_MARK_KEY) == OVSS_MARK
-    except (OSError, ValueError, UnidentifiedImageError, SyntaxError):
-        return False
-    return False
-
-
-def check_not_foreign(paths, hint: str) -> None:
-    """Raise before any work if a path that would be written holds a file ovss did not write."""
-    for path in paths:
-        path = Path(path)
-        if path.exists() and not (path.is_file() and written_by_ovss(path)):
-            raise OvssError(f"refusing to write over {path}: ovss did not write it; {hint}")
-
-
-def check_output_dir(path: str | os.PathLike) -> Path:
-    """Make sure ``path`` is (or can become) a writable folder, before any heavy work starts.
-
-    Names the real problem in one line: a file where the folder should be, a file above it, a
-    read-only place, or a pseudo file system such as /proc. Creates nothing: a probe file is made
-    and removed in the folder, or in its nearest existing parent, so a run stopped by a later
-    mistake leaves no empty output folder behind.
-    """
-    path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise OvssError(f"{path} is a file, not a folder")
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OvssError(f"{path} lies under {parent}, which is a file, not a folder")
-    resolved = path.resolve()
-    if resolved.parts[:2] in (("/", "proc"), ("/", "sys")):
-        raise OvssError(f"{path} is in the kernel's pseudo file system /{resolved.parts[1]}; pick a normal folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".ovss-probe.", dir=parent)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as e:
-        raise OvssError(f"cannot write into {parent} ({e.strerror or e.__class__.__name__}); pick a writable folder") from None
-    return path
+    meta = dict(metadata or {})
+    job = current_job()
+    if job is not None:
+        meta.update({JSON_MARK_KEY: OVSS_MARK, JOB_KEY: job.kind, "ovss_run": job.run})
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta or None))
 
 
 def finite_or_none(value: Any) -> Any:

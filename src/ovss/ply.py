@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import OvssError
 from .files import atomic_write
+from .outputs import PNG_JOB_KEY, PNG_RUN_KEY, current_job
 
 # PLY scalar type names (both spellings) -> numpy type characters
 PLY_TYPES = {
@@ -113,7 +114,9 @@ def write_ply(path: str | os.PathLike, xyz: np.ndarray, rgb: np.ndarray | None =
         rgb = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
         for i, c in enumerate(("red", "green", "blue")):
             table[c] = rgb[:, i]
-    lines = ["ply", "format binary_little_endian 1.0", f"element vertex {len(xyz)}",
+    job = current_job()  # the job that writes it, as comments (read back by ovss.outputs.file_job)
+    tags = [f"comment {PNG_JOB_KEY} {job.kind}", f"comment {PNG_RUN_KEY} {job.run}"] if job is not None else []
+    lines = ["ply", "format binary_little_endian 1.0", *tags, f"element vertex {len(xyz)}",
              "property float x", "property float y", "property float z"]
     if rgb is not None:
         lines += ["property uchar red", "property uchar green", "property uchar blue"]

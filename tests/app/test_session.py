@@ -117,10 +117,13 @@ class TestSameFilesAsTheCommand:
         run = session.run(CLASSES)
         assert main(["segment", str(scene_file), "--classes", CLASSES, "--out", str(tmp_path / "cli")]) == 0
         cli = tmp_path / "cli"
-        assert run.files.labels.read_bytes() == (cli / "shapesworld_7.png").read_bytes()
-        assert run.files.overlay.read_bytes() == (cli / "shapesworld_7_overlay.png").read_bytes()
+        for page_file, cli_file in ((run.files.labels, "shapesworld_7.png"), (run.files.overlay, "shapesworld_7_overlay.png")):
+            with Image.open(page_file) as a, Image.open(cli / cli_file) as b:  # the same pixels; each names its job
+                assert np.array_equal(np.asarray(a), np.asarray(b)) and a.mode == b.mode
+                assert (a.text["ovss-job"], b.text["ovss-job"]) == ("app", "segment")
         page_json, cli_json = json.loads(run.files.record.read_text()), json.loads((cli / "shapesworld_7.json").read_text())
         assert page_json.pop("image") == "shapesworld_7.png" and cli_json.pop("image") == str(scene_file)
+        assert page_json.pop("ovss_job")["kind"] == "app" and cli_json.pop("ovss_job")["kind"] == "segment"
         assert page_json == cli_json
         assert list(run.shares) == CLASSES.split(", ") and abs(sum(run.shares.values()) - 1) < 1e-9
         # the scene's sky is the top rows: the read-out names it with its probability

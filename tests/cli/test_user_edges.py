@@ -58,13 +58,22 @@ class TestInputsAreNeverWritten:
         assert rc == 2 and "refusing to write over" in err and "photo.json" in err
         assert (out / "photo.json").read_text() == '{"mine": true}' and sorted(os.listdir(out)) == ["photo.json"]
 
-    def test_ovss_outputs_are_rewritten_by_a_rerun(self, photos, tmp_path):
+    def test_another_runs_outputs_are_rewritten_only_with_overwrite(self, photos, tmp_path, capsys):
+        """Issue 22, item 4: a second run with the same names used to replace the first one's results."""
         out = tmp_path / "out"
         args = ["segment", str(photos), "--classes", "a, b", *MODEL, "--out", str(out)]
         assert main(args) == 0
-        assert json.loads((out / "photo.json").read_text())["written_by"] == "ovss"
+        first = json.loads((out / "photo.json").read_text())
+        assert first["written_by"] == "ovss" and first["ovss_job"]["kind"] == "segment"
         assert Image.open(out / "photo.png").text["Software"] == "ovss"
-        assert main(args) == 0  # its own files: rewritten
+        assert Image.open(out / "photo.png").text["ovss-run"] == first["ovss_job"]["run"]
+        capsys.readouterr()
+        assert main(args) == 2  # another run's files: refused, kept
+        err = _one_error_line(capsys)
+        assert "another `ovss segment` run" in err and "--overwrite" in err
+        assert json.loads((out / "photo.json").read_text()) == first
+        assert main(args + ["--overwrite"]) == 0  # asked for: rewritten
+        assert json.loads((out / "photo.json").read_text())["ovss_job"]["run"] != first["ovss_job"]["run"]
         assert sorted(os.listdir(out)) == ["photo.json", "photo.png", "photo_overlay.png"]
 
     def test_names_that_would_collide_get_distinct_outputs(self, tmp_path):

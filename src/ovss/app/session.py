@@ -25,6 +25,7 @@ from ..errors import OvssError
 from ..files import read_image
 from ..images import as_rgb, frames_record
 from ..segment import SegmentationResult, Segmenter, default_preset, get_preset
+from ..outputs import job_of
 from ..segment.single import SegmentationFiles, write_segmentation
 from ..text import ClassList, parse_classes
 from ..viz import UNLABELLED
@@ -308,8 +309,9 @@ class ImageSession:
                 **({"tta": {"method": tta.name, **tta.hparams()}} if tta is not None else {}),
                 **({"open_world": open_world.describe()} if open_world is not None else {}),
             }
-            files = write_segmentation(self.out_dir, Path(self.image_name).stem or "image", self.image, labels, classes,
-                                       shares, self.image_name, seg.settings(), extra)
+            with job_of("app"):  # the downloads name the job that wrote them, as every ovss output does
+                files = write_segmentation(self.out_dir, Path(self.image_name).stem or "image", self.image, labels,
+                                           classes, shares, self.image_name, seg.settings(), extra)
         self.last = PageResult(labels, shares, classes, files, result, encoded, seconds,
                                open_world.concepts.concepts if open_world is not None else [],
                                (tta.title or tta.name.upper()) if tta is not None else "",

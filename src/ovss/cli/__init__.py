@@ -3,6 +3,7 @@
 Each command module exposes ``add_parser(subparsers)``; the parser it adds sets ``func`` to the
 function that runs the command. Errors the user can fix (``OvssError``) print one line and exit 2;
 a library error about a Python keyword (``err.param``) names the running command's flag instead.
+A command that writes (``outputs.WRITERS``) runs inside its output contract (``ovss.outputs``).
 """
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"{__name__}.{name}")
         module.add_parser(sub)
+    from .outputs import add_overwrite_flags
+
+    add_overwrite_flags(_all_parsers(parser))
     for p in _all_parsers(parser):  # the command modules build their parsers with argparse's plain formatter
         p.formatter_class = DefaultsFormatter
     return parser
@@ -70,11 +74,26 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from ..files import DISK_FULL
+    from .outputs import WRITERS
+
     previous = _stop_on_sigterm()
+    command = command_parser(parser, args)
+    writer = WRITERS.get(command.prog)
     try:
+        if writer is not None and getattr(args, writer.dest, None) is not None:
+            with writer.open(args):  # the output contract: checked, locked, tagged, before any work
+                return int(args.func(args) or 0)
         return int(args.func(args) or 0)
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        name = f" writing {e.filename}" if e.filename else ""
+        print(f"ovss: error: no space left on the device{name} ({e.strerror}); free some space or choose an output "
+              "on another disk, then rerun", file=sys.stderr)
+        return 2
     except OvssError as e:
-        print(f"ovss: error: {flag_message(e, command_parser(parser, args))}", file=sys.stderr)
+        print(f"ovss: error: {flag_message(e, command)}", file=sys.stderr)
         return 2
     except Terminated:
         print("ovss: terminated (SIGTERM); finished results are kept and a rerun resumes", file=sys.stderr)

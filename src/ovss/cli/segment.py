@@ -104,8 +104,6 @@ def run(args: argparse.Namespace) -> int:
     check_second_backbone(args.head, args.preset, args.dataset, args.second_backbone, args.second_weights)
     check_model_args(args)
     files, folders, problems = collect_images(args.inputs)
-    out = check_out_dir(args.out)
-    stems = plan_outputs(files, folders, out)
     tta = None
     if args.tta is not None:
         from ..adaptation import get_method
@@ -115,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         # the preset's protocol chooses the method's settings, as ``ovss bench --preset`` does
         # (under mlmp: the checkpoint's logit scale, MLMP's templates); the JSON records them
         tta = get_method(args.tta, protocol=args.preset)
+    out = check_out_dir(args.out)
+    stems = plan_outputs(files, folders, out)
     apply_speed_args(args)
     if tta is not None and args.precision == "int8":
         raise OvssError("--precision int8 is for inference only; use bf16 or fp32 with --tta")

@@ -16,6 +16,7 @@ from typing import Iterable
 from ..errors import OvssError
 from ..files import write_json
 from .vocabulary import extract_concepts, normalise
+from ..outputs import as_job
 
 FORMAT = "ovss-cooccurrence"
 VERSION = 1
@@ -144,6 +145,7 @@ def build_from_file(path: str | Path, min_count: int = 1, min_frequency: float =
     return d
 
 
+@as_job("concepts build")
 def save_dictionary(dictionary: CooccurrenceDictionary, path: str | Path) -> Path:
     return write_json(path, dictionary.to_json())
 

@@ -92,22 +92,26 @@ def summarize(results: list[dict]) -> dict[str, dict]:
         rows = (["original"] if "original" in present else []) + corruptions
         seeds = sorted({s for _, _, s in values})
         cells: dict[tuple[str, str], list[float]] = {}
+        cell_seeds: dict[tuple[str, str], list[int]] = {}  # the seeds each cell is over (a folder may mix)
         for row in rows:
             for m in methods:
-                cells[(row, m)] = [values[(row, m, s)] for s in seeds if (row, m, s) in values]
+                cell_seeds[(row, m)] = [s for s in seeds if (row, m, s) in values]
+                cells[(row, m)] = [values[(row, m, s)] for s in cell_seeds[(row, m)]]
         if corruptions:
             rows.append(AVERAGE)
             for m in methods:
-                per_seed = []
+                per_seed, over = [], []
                 for s in seeds:
                     got = [values[(c, m, s)] for c in corruptions if (c, m, s) in values]
                     if got:
                         per_seed.append(float(np.mean(got)))
+                        over.append(s)
                 cells[(AVERAGE, m)] = per_seed
+                cell_seeds[(AVERAGE, m)] = over
         images = {row: set(counts.get(dataset, {}).get(row, set())) for row in rows if row != AVERAGE}
         if corruptions:
             images[AVERAGE] = set().union(*(images[c] for c in corruptions))
-        summary[dataset] = {"methods": methods, "rows": rows, "cells": cells, "seeds": seeds,
+        summary[dataset] = {"methods": methods, "rows": rows, "cells": cells, "cell_seeds": cell_seeds, "seeds": seeds,
                             "corruptions": len(corruptions), "images": images}
     return summary
 
@@ -133,13 +137,17 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std())
 
 
-def cell_text(values: list[float]) -> str:
+def cell_text(values: list[float], over: list[int] | None = None, seeds: list[int] | None = None) -> str:
+    """Mean (± std over seeds); a cell over fewer seeds than its table names them, e.g. "41.20 (seed 0)"."""
     if not values:
         return "-"
     mean, std = mean_std(values)
     if math.isnan(mean):
         return "n/a"
-    return f"{mean:.2f} ± {std:.2f}" if len(values) > 1 else f"{mean:.2f}"
+    text = f"{mean:.2f} ± {std:.2f}" if len(values) > 1 else f"{mean:.2f}"
+    if over is not None and seeds is not None and len(seeds) > 1 and list(over) != list(seeds):
+        text += f" (seed{'s' if len(over) > 1 else ''} {', '.join(map(str, over))})"
+    return text
 
 
 def markdown(summary: dict[str, dict]) -> str:
@@ -153,12 +161,15 @@ def markdown(summary: dict[str, dict]) -> str:
         for row in s["rows"]:
             title = average_title(dataset) if row == AVERAGE else row_title(row)
             lines.append(f"| {title} | {images_text(images.get(row, set()))} | "
-                         + " | ".join(cell_text(s["cells"][(row, m)]) for m in s["methods"]) + " |")
+                         + " | ".join(cell_text(s["cells"][(row, m)], s.get("cell_seeds", {}).get((row, m)), s["seeds"])
+                                      for m in s["methods"]) + " |")
         notes = ["mIoU (%)"]
         if any(len(v) > 1 for v in images.values()):
             notes.append("WARNING: rows computed on different image counts are mixed in this folder")
         if len(s["seeds"]) > 1:
-            notes.append(f"mean ± std over seeds {', '.join(map(str, s['seeds']))}")
+            partial = any(list(v) != list(s["seeds"]) for v in s.get("cell_seeds", {}).values() if v)
+            notes.append(f"mean ± std over seeds {', '.join(map(str, s['seeds']))}"
+                         + ("; a cell over fewer seeds names them" if partial else ""))
         if 0 < s["corruptions"] < len(CORRUPTION_NAMES):
             notes.append(f"average over the {s['corruptions']} of {len(CORRUPTION_NAMES)} corruptions present")
         lines += ["", "; ".join(notes) + "."]

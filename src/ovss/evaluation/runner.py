@@ -58,8 +58,10 @@ from .plan import (
 )
 from .store import (
     conflict_message, find_conflicts, finished_result, load_partial, plain_json, read_json, remove_partial, restore_counts,
+    result_seed,
     save_partial, versions,
 )
+from ..outputs import as_job
 
 __all__ = [
     "run_benchmark", "open_dataset", "parse_corruptions", "parse_seeds", "check_severity", "setup_distributed",
@@ -68,6 +70,7 @@ __all__ = [
 ]
 
 
+@as_job("bench")
 def run_benchmark(
     model,
     datasets: Sequence[tuple[str, str | os.PathLike] | SegDataset],
@@ -127,10 +130,12 @@ def run_benchmark(
             for seed in seed_list:
                 for c in scenarios_c:
                     path = result_path(out, name, method.name, c, seed, per_seed)
+                    other = result_path(out, name, method.name, c, seed, not per_seed)
+                    if not per_seed and result_seed(path) not in (None, seed):
+                        path, other = other, path  # that name holds another seed's result: seeds add, never replace
                     stem = path.name[: -len(".json")] + (f".rank{rank}of{world}" if world > 1 else "")
                     sc = Scenario(
-                        dataset=name, method=method.name, corruption=c, seed=seed, path=path,
-                        other_path=result_path(out, name, method.name, c, seed, not per_seed),
+                        dataset=name, method=method.name, corruption=c, seed=seed, path=path, other_path=other,
                         partial=out / PARTIAL_DIR / name / method.name / stem,
                     )
                     sc.settings = plain_json({
@@ -267,6 +272,6 @@ def _run_scenario(ds: SegDataset, seg: Segmenter, method: AdaptationMethod, sc: 
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     write_json(sc.path, result)
-    if sc.other_path.is_file():  # a stale result under the other seed naming would be read twice by the report
+    if result_seed(sc.other_path) == sc.seed:  # a stale result under the other seed naming would be read twice
         sc.other_path.unlink()
     return result

@@ -36,12 +36,20 @@ def read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def result_seed(path: Path) -> int | None:
+    """The seed of the finished result at ``path`` (None: no result there)."""
+    data = read_json(path) if path.is_file() else None
+    seed = ((data or {}).get("settings") or {}).get("seed")
+    return seed if isinstance(seed, int) else None
+
+
 def finished_result(sc: Scenario) -> tuple[Path | None, str | None]:
-    """(path of an equal finished result, or None; why an existing one is not reused)."""
+    """(path of an equal finished result, or None; why an existing one is not reused). A result of
+    another seed is another scenario, never a stale version of this one."""
     why = None
     for path in (sc.path, sc.other_path):
         data = read_json(path) if path.is_file() else None
-        if data is None:
+        if data is None or ((data.get("settings") or {}).get("seed", sc.seed) != sc.seed):
             continue
         if data.get("settings") == sc.settings:
             return path, None

@@ -29,8 +29,9 @@ from tqdm import tqdm
 from ..concepts.similarity import TextSimilarity
 from ..data import IGNORE_INDEX, SegDataset, read_label, reduce_labels
 from ..errors import OvssError
-from ..files import read_rgb, save_image, write_json, write_text
+from ..files import one_result, read_rgb, save_image, write_json, write_text
 from .stats import Classes, max_similarity
+from ..outputs import as_job
 
 OTHERS = "others"
 IGNORE = "ignore"
@@ -101,6 +102,7 @@ def _relabel_table(ds: SegDataset, targets: dict[str, str], index: dict[str, int
     return table
 
 
+@as_job("openbench build")
 def build_openbench(
     sources: Sequence[SegDataset],
     train_vocab: Classes,
@@ -175,8 +177,9 @@ def build_openbench(
         pixels += counts
         image_count += counts > 0
         name = f"{labels[im.source]}_{im.name.replace('/', '__')}"
-        save_image(img_dir / f"{name}.png", Image.fromarray(read_rgb(ds.items[im.index].image)))
-        save_image(ann_dir / f"{name}.png", _label_image(label, wide))
+        with one_result():  # an image without its annotation is never left (a full disk, a kill)
+            save_image(img_dir / f"{name}.png", Image.fromarray(read_rgb(ds.items[im.index].image)))
+            save_image(ann_dir / f"{name}.png", _label_image(label, wide))
         written.append(name)
 
     lines = []

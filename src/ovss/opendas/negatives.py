@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..errors import OvssError
+from ..outputs import without_tags
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SHIPPED: dict[str, Path] = {"shapesworld": DATA_DIR / "shapesworld_negatives.json"}
@@ -45,7 +46,7 @@ def read_negatives(path: str | Path) -> dict[str, list[str]]:
         raise OvssError(f"negatives file not found: {path} (a JSON object: class -> list of names)") from None
     except (OSError, ValueError) as e:
         raise OvssError(f"cannot read {path} as JSON ({e.__class__.__name__}); write class -> list of names") from None
-    return _check_table(table, str(path))
+    return _check_table(without_tags(table), str(path))
 
 
 def prompt_for(classes: Sequence[str]) -> str:

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..dense import DenseEncoder
 from ..errors import OvssError
-from ..files import atomic_write, write_json
+from ..files import save_safetensors, write_json
 from ..text import TextEncoder
 
 PHRASE = "a photo of a"
@@ -165,14 +165,13 @@ class PromptLearner(nn.Module):
 
 def save_prompts(path: str | Path, learner: PromptLearner, info: dict | None = None) -> Path:
     """Write the prompts (safetensors) and a JSON sidecar (method, K, depth, model, ...) next to it."""
-    from safetensors.torch import save_file
 
     path = Path(path)
     tensors = {f"visual.{i}": p.detach().float().cpu().contiguous() for i, p in enumerate(learner.visual)}
     tensors |= {f"text.{i}": p.detach().float().cpu().contiguous() for i, p in enumerate(learner.text)}
     if not tensors:  # safetensors cannot hold nothing; "no adaptation" is still a valid file
         tensors = {"empty": torch.zeros(0)}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    save_safetensors(path, tensors)
     m = learner.model
     write_json(sidecar_path(path), {
         "format": FORMAT, "version": FORMAT_VERSION, **(info or {}), **learner.shape(),

@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import OvssError
-from ..files import atomic_write
+from ..files import save_safetensors
 
 # Bump when the same inputs would give other segment images, so old caches are not trusted.
 SEGMENTS_VERSION = 1
@@ -125,12 +125,11 @@ def _cache_key(dataset, size: int, fill: Sequence[int], min_pixels: int) -> str:
 
 def save_segments(path: str | Path, segments: SegmentSet) -> Path:
     """Write a segment set as one safetensors file (class names and info in its metadata), atomically."""
-    from safetensors.torch import save_file
 
     tensors = {"images": segments.images.contiguous(), "labels": segments.labels.contiguous(),
                "image_index": segments.image_index.contiguous(), "area": segments.area.contiguous()}
     meta = {"class_names": json.dumps(segments.class_names), "info": json.dumps(segments.info)}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return save_safetensors(path, tensors, metadata=meta)
 
 
 def read_segments(path: str | Path) -> SegmentSet:

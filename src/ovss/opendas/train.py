@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import OvssError
-from ..files import atomic_write
+from ..files import save_safetensors
 from ..ovsnet.proxy import proxy_loss
 from .evaluate import base_indices, encode_segments
 from .losses import MARGIN, hardest_negatives, ramp, triplet_loss
@@ -108,7 +108,6 @@ def _fingerprint(method: Method, learner: PromptLearner, cfg: PromptTrainConfig,
 
 def save_checkpoint(path: Path, learner: PromptLearner, optimizer: torch.optim.Optimizer | None, state: dict) -> None:
     """Prompts, SGD momentum and the trainer's position in one safetensors file, written atomically."""
-    from safetensors.torch import save_file
 
     tensors = {f"prompt.{k}": v.detach().float().cpu().contiguous() for k, v in learner.state_dict().items()}
     if optimizer is not None:
@@ -120,7 +119,7 @@ def save_checkpoint(path: Path, learner: PromptLearner, optimizer: torch.optim.O
                     tensors[f"momentum.{names[id(p)]}"] = buf.detach().float().cpu().contiguous()
     if not tensors:
         tensors = {"empty": torch.zeros(0)}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"state": json.dumps(state)}))
+    save_safetensors(path, tensors, metadata={"state": json.dumps(state)})
 
 
 def read_checkpoint(path: Path) -> tuple[dict, dict]:

@@ -18,10 +18,11 @@ import torch.nn.functional as F
 
 from ..data import IGNORE_INDEX, SegDataset
 from ..errors import OvssError
-from ..files import atomic_write, write_json, write_text
+from ..files import save_safetensors, write_json, write_text
 from ..text import ClassList
 from .decoder import OVSNetConfig
 from .train import EncodedSet, TrainSettings, encode_dataset, evaluate, train_ovsnet
+from ..outputs import as_job
 
 # variant name -> switches
 VARIANTS: dict[str, dict] = {
@@ -105,6 +106,7 @@ def _describe(ds: SegDataset) -> str:
     return f"{ds.spec.name}:{ds.root}:{ds.split}"
 
 
+@as_job("ovsnet ablation")
 def run_ablation(segmenter, data: dict[str, Path | SegDataset], out: str | Path, variants=tuple(VARIANTS),
                  config: OVSNetConfig = OVSNetConfig(), settings: TrainSettings = TrainSettings(), device: str = "cpu",
                  progress: bool = True, seen: list[str] | None = None) -> dict:
@@ -115,7 +117,6 @@ def run_ablation(segmenter, data: dict[str, Path | SegDataset], out: str | Path,
     build). ``seen``: the training classes the decoder learns; default: ShapesWorld's base classes
     for ShapesWorld training data, else every class of the training set.
     """
-    from safetensors.torch import save_file
 
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -177,7 +178,7 @@ def run_ablation(segmenter, data: dict[str, Path | SegDataset], out: str | Path,
             timing["gfa_op_s_per_image"] = time_gfa_op(cfg, encoded["val"].features.shape[-1])
         results[name] = {"variant": name, "metrics": metrics, "timing": timing, "log": train_log["log"], "settings": wanted}
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        atomic_write(out / f"{name}.safetensors", lambda tmp: save_file(state, tmp))
+        save_safetensors(out / f"{name}.safetensors", state)
         write_json(path, results[name])
     table = ablation_table(results)
     write_text(out / "ablation.md", table)

@@ -20,6 +20,7 @@ from ..text import ClassList
 from .features import FeatureConfig, mask_features
 from .projection import Visibility, compute_visibility
 from .scene import Scene3D, read_masks, read_scene
+from ..outputs import as_job
 
 SCORES = ("softmax", "ones")
 FORMAT = "ovss-3d-instances"
@@ -141,6 +142,7 @@ def scene_classes(scene_dir: str | os.PathLike, classes: str | None, classes_fil
     return parse_classes(classes, classes_file)
 
 
+@as_job("3d classify")
 def classify_to_folder(scene_dir: str | os.PathLike, out: str | os.PathLike, masks: str | os.PathLike | None = None,
                        classes: str | None = None, classes_file: str | None = None, prompts: str | None = None,
                        model: str | None = None, pretrained: str | None = None, device: str = "cpu",

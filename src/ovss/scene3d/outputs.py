@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import OvssError
 from ..files import save_image, write_json
+from ..outputs import file_job, job_of, written_by_ovss
 from ..ply import write_ply
 from ..viz import palette
 from .classify import FORMAT
@@ -26,6 +27,7 @@ from .projection import view_box
 from .scene import META_FILE, read_masks, read_meta3d
 
 RESULT = "instances.json"
+KIND = "3d classify"  # the job kind its files are tagged with (as the command line runs it)
 OUTPUTS = (RESULT, "labelled.ply", "views")
 GREY = (128, 128, 128)
 
@@ -43,10 +45,25 @@ def check_out_dir(out: str | os.PathLike) -> Path:
             ours = False
         if not ours:
             raise OvssError(f"{str(result)!r} was not written by `ovss 3d classify`; choose another out folder", param="out")
-    elif (out / "labelled.ply").exists() or (out / "views").exists():
+    elif ((out / "labelled.ply").exists() or (out / "views").exists()) and not _unfinished_classify(out):
         raise OvssError(f"{str(out)!r} holds labelled.ply or views/ that ovss did not write; choose another out folder",
                         param="out")
     return out
+
+
+def _unfinished_classify(out: Path) -> bool:
+    """Whether labelled.ply and views/ in ``out`` are what a stopped ``3d classify`` run left before its
+    instances.json (written last): then a rerun resumes into the folder and replaces them."""
+    ply, views = out / "labelled.ply", out / "views"
+    if ply.exists() and (file_job(ply) or ("",))[0] != KIND:
+        return False
+    if views.exists():
+        if not views.is_dir():
+            return False
+        for f in views.iterdir():
+            if not (f.suffix.lower() == ".png" and written_by_ovss(f) and (file_job(f) or (KIND,))[0] == KIND):
+                return False
+    return True
 
 
 def label_colours(result: dict, num_points: int, masks: np.ndarray) -> np.ndarray:
@@ -77,8 +94,14 @@ def draw_view(image: np.ndarray, boxes: list[tuple[tuple[int, int, int, int], st
 
 
 def write_outputs(out: str | os.PathLike, result: dict, scene, masks: np.ndarray, visibility, views: int = 3) -> Path:
-    """Write the result JSON, the labelled point cloud and ``views`` labelled frames."""
+    """Write the result JSON, the labelled point cloud and ``views`` labelled frames (the JSON last: a
+    folder without it is an unfinished run, which a rerun resumes)."""
     out = check_out_dir(out)
+    with job_of(KIND):
+        return _write_outputs(out, result, scene, masks, visibility, views)
+
+
+def _write_outputs(out: Path, result: dict, scene, masks: np.ndarray, visibility, views: int) -> Path:
     labelled = [inst for inst in result["instances"] if inst["class_index"] >= 0]
     frames = sorted(range(len(scene)), key=lambda f: -int(sum(visibility.counts[f, i["mask"]] > 0 for i in labelled)))
     written = []

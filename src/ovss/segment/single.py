@@ -1,7 +1,8 @@
 """One image in, the three files ``ovss segment`` writes out: label PNG, overlay PNG, JSON.
 
 The command line and the interactive page (``ovss app``) both call ``write_segmentation``, so a
-download from the page is byte for byte what the command writes for the same labels.
+download from the page holds what the command writes for the same labels (the same pixels and
+record; each names the job that wrote it, ``segment`` or ``app``).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..files import JSON_MARK_KEY, OVSS_MARK, save_image, write_json
+from ..files import JSON_MARK_KEY, OVSS_MARK, one_result, save_image, write_json
 from ..text import ClassList
 from ..viz import label_png, legend_fonts, legend_note, overlay
 
@@ -51,7 +52,8 @@ def write_segmentation(out: str | os.PathLike, stem: str, image: np.ndarray, lab
     legend = legend_fonts(classes.names)
     if set(legend) != {"font"}:  # a fallback font drew some names, or no font covers some letters
         extra = {**(extra or {}), "legend": legend}
-    labels_path = save_image(out / f"{stem}.png", label_png(labels))
-    overlay_path = save_image(out / f"{stem}_overlay.png", overlay(image, labels, classes.names, list(shares.values())))
-    record = write_json(out / f"{stem}.json", segmentation_record(image_name, image, classes, shares, stem, settings, extra))
+    with one_result():  # a full disk or a kill between the files leaves none of them (no PNG without its JSON)
+        labels_path = save_image(out / f"{stem}.png", label_png(labels))
+        overlay_path = save_image(out / f"{stem}_overlay.png", overlay(image, labels, classes.names, list(shares.values())))
+        record = write_json(out / f"{stem}.json", segmentation_record(image_name, image, classes, shares, stem, settings, extra))
     return SegmentationFiles(labels_path, overlay_path, record, legend_note(legend))

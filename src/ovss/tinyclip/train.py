@@ -18,11 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..files import atomic_write, write_json
+from ..files import save_safetensors, write_json
 from ..world.captions import caption_for
 from ..world.classes import OBJECT_COLORS, OBJECTS, STYLES
 from ..world.scene import make_object_image, make_scene
 from .recipe import TinyClipRecipe
+from ..outputs import as_job
 
 MODEL_NAME = "ovss-tiny"
 # Training scenes use seeds above every seed `ovss world make` gives (export seeds stay below 1e10),
@@ -194,9 +195,9 @@ def _param_groups(model: torch.nn.Module, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+@as_job("world train")
 def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress: bool = True) -> dict:
     """Train from scratch and write a compact safetensors checkpoint plus a JSON log next to it."""
-    from safetensors.torch import save_file
     from tqdm import tqdm
 
     from ..adaptation.mlmp import fused_layers
@@ -279,7 +280,7 @@ def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress
     bar.close()
     model.eval()
     state = compact_state_dict(model, torch.tensor(sorted(used_tokens)))
-    atomic_write(out, lambda tmp: save_file(state, tmp, metadata={"model": MODEL_NAME, "config": json.dumps(asdict(cfg))}))
+    save_safetensors(out, state, metadata={"model": MODEL_NAME, "config": json.dumps(asdict(cfg))})
     summary = {"model": MODEL_NAME, "config": asdict(cfg), "seconds": round(time.time() - start, 1),
                "tokens_seen": len(used_tokens), "log": log}
     write_json(out.with_suffix(".train.json"), summary)

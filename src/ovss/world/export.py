@@ -24,6 +24,7 @@ from ..errors import OvssError
 from ..files import save_image, write_json, write_text
 from .classes import BASE_CLASSES, CLASSES, NOVEL_CLASSES, OBJECTS, STUFF, SYNONYMS
 from .scene import _size, check_style, make_scene
+from ..outputs import as_job
 
 # Bump when scenes for the same seed would change, so old folders are not resumed into.
 WORLD_VERSION = 1
@@ -84,6 +85,7 @@ def check_export_target(out_dir, n: int, split: str, what: str) -> Path:
     return out
 
 
+@as_job("world make")
 def write_dataset(out_dir: str | Path, n: int, style: str = "default", seed: int = 0,
                   split: str = "val", size: int | tuple[int, int] = 224,
                   progress: bool = True) -> Path:

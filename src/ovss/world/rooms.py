@@ -25,6 +25,7 @@ from .classes import (
     OBJECTS, SYNONYMS,
 )
 from .render import draw_object, render
+from ..outputs import as_job
 from .scene import check_image_size, check_style
 
 TEXTURE_METRES = 2.0  # a stuff texture tile covers 2 m x 2 m
@@ -352,6 +353,7 @@ def write_room(root, room: Room, points: int) -> dict:
     return meta
 
 
+@as_job("world make3d")
 def write_rooms(out_dir, n: int, split: str = "val", seed: int = 0, style: str = "default", objects: int = 6,
                 frames: int = 12, points: int = 20000, frame_size: tuple[int, int] = (240, 320),
                 progress: bool = True) -> Path:
