@@ -46,6 +46,10 @@ def inputs(tmp_path_factory):
     assert main(["3d", "classify", str(room), "--classes-file", str(root / "r" / "classes.txt"), *MODEL, "--out",
                  str(root / "c"), "--views", "1", "--no-progress"]) == 0
     (root / "F").write_text("a file")
+    from data.prepare_archives import ade_zip  # tests/data: the official archives, small
+
+    (root / "downloads").mkdir()
+    ade_zip(root / "downloads")
     import torch
 
     from ovss.files import save_safetensors
@@ -54,7 +58,7 @@ def inputs(tmp_path_factory):
     with OutputRun("adapt train", root / "run"):
         save_safetensors(root / "run" / "prompts.safetensors", {"a": torch.zeros(1)})
     return {"root": root, "w": root / "w", "room": room, "captions": root / "captions.txt",
-            "classes": root / "classes.txt", "c": root / "c", "F": root / "F"}
+            "classes": root / "classes.txt", "c": root / "c", "F": root / "F", "downloads": root / "downloads"}
 
 
 def argv(prog: str, out: str, i: dict) -> list[str]:
@@ -86,6 +90,9 @@ def argv(prog: str, out: str, i: dict) -> list[str]:
         "ovss 3d classify": ["3d", "classify", room, "--classes", "box, ball", "--views", "1", "--no-progress", *MODEL,
                              "--out", out],
         "ovss 3d eval": ["3d", "eval", c, "--out", out],
+        "ovss data prepare": ["data", "prepare", "ade20k", "--from", str(i["downloads"]), "--no-checksum", "--out", out],
+        "ovss reproduce": ["reproduce", "shapesworld-heads", "--data-root", w, "--rows", "original", "--columns", "naclip",
+                           "--limit", "1", "--workers", "0", "--no-progress", "--out", out],
     }[prog]
 
 
@@ -131,6 +138,8 @@ SAME = {
     "ovss ovsnet ablation": lambda i: str(i["c"]),
     "ovss 3d classify": lambda i: str(i["room"]),
     "ovss 3d eval": lambda i: str(i["c"] / "instances.json"),
+    "ovss data prepare": lambda i: str(i["downloads"]),  # its dataset folder would lie inside the downloads
+    "ovss reproduce": lambda i: str(i["w"]),
 }
 
 
@@ -373,3 +382,16 @@ def test_a_file_output_replaces_only_its_own_kind_and_asks_for_another_run(input
     capsys.readouterr()
     assert main(args) == 2 and "another `ovss concepts build` run" in _one_line(capsys)
     assert json.loads(out.read_text()) == first
+
+
+def test_data_prepare_shares_a_data_root_with_other_jobs(inputs, tmp_path, capsys):
+    """`data prepare` writes its dataset's own folder below the root (ROOT/ADEChallengeData2016), so a
+    root that already holds a ShapesWorld export (another kind of job) is no conflict, and a second
+    preparation resumes into the same folder."""
+    root = tmp_path / "data"
+    assert main(["world", "make", "--out", str(root / "shapesworld"), "--n", "1", "--size", "32"]) == 0
+    argv_prepare = ["data", "prepare", "ade20k", "--from", str(inputs["downloads"]), "--no-checksum", "--out", str(root)]
+    assert main(argv_prepare) == 0
+    assert (root / "ADEChallengeData2016" / "annotations" / "validation" / "ADE_val_00000001.png").is_file()
+    assert main(argv_prepare) == 0  # resumes: every file is already there
+    assert not (root / "ADEChallengeData2016" / ".ovss.lock").exists()

@@ -29,7 +29,9 @@ class Writer:
     """A command's output: the job kind its files are tagged with, the option holding the output
     (``dest``), whether it is a file, whether a rerun continues an earlier run's files
     (``resumes``), the paths it reads (``inputs``), which the output must not be, and the folders it
-    reads whole (``input_folders``), which the output must not lie inside."""
+    reads whole (``input_folders``), which the output must not lie inside. ``target`` names the
+    folder the job really writes when the option names a shared parent (``data prepare``'s data root
+    holds every dataset; its own folder is ``ROOT/VOCdevkit/VOC2012``, ...)."""
 
     kind: str
     dest: str = "out"
@@ -37,14 +39,29 @@ class Writer:
     resumes: bool = True
     inputs: Callable[[argparse.Namespace], list[str]] = lambda args: []
     input_folders: Callable[[argparse.Namespace], list[str]] = lambda args: []
+    target: Callable[[argparse.Namespace], str] | None = None
 
     def open(self, args: argparse.Namespace):
         from ..outputs import OutputRun
 
-        return OutputRun(self.kind, getattr(args, self.dest), inputs=self.inputs(args),
+        out = self.target(args) if self.target is not None else getattr(args, self.dest)
+        return OutputRun(self.kind, out, inputs=self.inputs(args),
                          input_folders=self.input_folders(args), is_file=self.is_file,
                          resumes=self.resumes, overwrite=bool(getattr(args, "overwrite", False)),
                          param=self.dest)
+
+
+def prepared_folder(args: argparse.Namespace) -> str:
+    """The folder ``ovss data prepare NAME --out ROOT`` writes: the dataset's own, below the root
+    (the root itself for a name the command will refuse)."""
+    from pathlib import Path
+
+    from ..data.prepare import PREPARERS
+    from ..data.specs import DATASETS
+
+    spec = DATASETS.get(str(args.dataset).lower())
+    preparer = PREPARERS.get(spec.name) if spec is not None else None
+    return str(Path(args.out) / preparer.folder) if preparer is not None else str(args.out)
 
 
 WRITERS: dict[str, Writer] = {
@@ -67,6 +84,8 @@ WRITERS: dict[str, Writer] = {
     "ovss openbench classcount": Writer("openbench classcount", inputs=lambda a: paths(a.data_root, a.pool)),
     "ovss ovsnet ablation": Writer("ovsnet ablation", inputs=lambda a: paths(a.train_data, a.val_data, a.open_data)),
     "ovss 3d classify": Writer("3d classify", inputs=lambda a: paths(a.scene, a.masks, a.classes_file, a.prompts)),
+    "ovss data prepare": Writer("data prepare", input_folders=lambda a: paths(a.downloads), target=prepared_folder),
+    "ovss reproduce": Writer("reproduce", inputs=lambda a: paths(a.data_root, a.pretrained, a.second_weights)),
     "ovss 3d eval": Writer("3d eval", is_file=True, resumes=False, inputs=lambda a: paths(a.base_classes),
                            input_folders=lambda a: paths(a.results)),
 }

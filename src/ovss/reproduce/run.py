@@ -23,6 +23,7 @@ from typing import Sequence
 from ..data import DATASETS
 from ..errors import OvssError
 from ..evaluation.runner import open_dataset, run_benchmark
+from ..outputs import as_job
 from ..files import JSON_MARK_KEY, OVSS_MARK, atomic_write, write_json, write_text, written_by_ovss
 from .tables import Column, Table, average_members, get_table
 
@@ -104,6 +105,7 @@ def check_run_folder(out: str | os.PathLike, table: Table) -> None:
                                 param="out")
 
 
+@as_job("reproduce")  # called from Python, its files (the columns' bench results too) name a reproduce job
 def reproduce_table(
     name: str,
     model,
@@ -172,6 +174,7 @@ def reproduce_table(
     return write_comparison(table, out, chosen_rows, shown, images, model.describe())
 
 
+@as_job("reproduce")
 def report_table(name: str, out: str | os.PathLike) -> dict:
     """Rebuild ``RUN/reproduce.*`` from the result JSONs already in ``out`` (no model, no data):
     every row of the table, every column that has a run folder."""
