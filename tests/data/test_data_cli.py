@@ -41,6 +41,8 @@ def test_list_prints_every_dataset(capsys) -> None:
 
     for name in DATASETS:
         assert f"\n{name} " in out
+    # where each comes from: the official downloads through `data prepare`, ShapesWorld from `world make`
+    assert "ovss data prepare context59 -> ROOT/VOCdevkit/VOC2010" in out and "ovss world make" in out
 
 
 def _world(tmp_path: Path, n: int = 4) -> Path:

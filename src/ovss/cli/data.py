@@ -96,8 +96,9 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     from ..data import DATASETS
+    from ..data.prepare import PREPARERS
 
-    header = ("name", "classes", "background", "reduce_zero_label", "images", "annotations", "split file")
+    header = ("name", "classes", "background", "reduce_zero_label", "images", "annotations", "split file", "made by")
     rows = [header]
     for spec in DATASETS.values():
         rows.append((
@@ -108,8 +109,11 @@ def run_list(args: argparse.Namespace) -> int:
             f"{spec.path(spec.image_dir, 'val')}/*{spec.image_suffix}",
             f"{spec.path(spec.ann_dir, 'val')}/*{spec.ann_suffix}",
             spec.path(spec.split_file, "val") or "-",
+            f"ovss data prepare {spec.name} -> ROOT/{PREPARERS[spec.name].folder}" if spec.name in PREPARERS
+            else "ovss world make",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print("\nFrom the official downloads: ovss data prepare NAME --from DOWNLOADS --out ROOT (see `ovss data prepare --help`).")
     return 0
