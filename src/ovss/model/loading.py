@@ -65,8 +65,15 @@ class ClipModel:
         return tuple(self.clip.visual.image_size)
 
     @property
+    def tower(self):
+        """The vision tower's adapter (``ovss.model.towers``): its family, geometry and blocks."""
+        from .towers import tower_for
+
+        return tower_for(self.clip.visual, self.name)
+
+    @property
     def patch_size(self) -> tuple[int, int]:
-        return tuple(self.clip.visual.patch_size)
+        return self.tower.patch_size
 
     @property
     def device(self) -> torch.device:
@@ -74,7 +81,7 @@ class ClipModel:
 
     @property
     def num_layers(self) -> int:
-        return len(self.clip.visual.transformer.resblocks)
+        return len(self.tower.modules)
 
     def describe(self) -> dict:
         return {"model": self.name, "pretrained": self.pretrained, **self.info}

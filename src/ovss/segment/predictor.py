@@ -131,7 +131,8 @@ class Segmenter:
             second = load_second_backbone(self.preset.second_backbone or self.head.second, self.preset.second_weights,
                                           device=self.model.device)
         # precision: fp32, or a fast mode (dense.precision)
-        encoder_options = dict(second=second, input_mean=self.model.mean, input_std=self.model.std, precision=precision)
+        encoder_options = dict(second=second, input_mean=self.model.mean, input_std=self.model.std, precision=precision,
+                               model_name=self.model.name)
         # ResCLIP's semantic feedback refinement: a step of predict (it needs the class list), on
         # heads whose last block has similarity terms; other heads run without it (settings say so)
         self.sfr = tuple(self.preset.sfr_weights) if self.preset.sfr_weights is not None and takes_feedback(self.head) else None
@@ -335,7 +336,8 @@ class Segmenter:
         out = self.encoder(batch, layers=[i - 1 for i in rcs_blocks] + [n - 2])
         mix = None
         if rcs_blocks:  # the tokens entering block i are block i - 1's output
-            mix = cross_correlation_attention(self.encoder.blocks, {i: out.layers[i - 1] for i in rcs_blocks})
+            mix = cross_correlation_attention(self.encoder.blocks, {i: out.layers[i - 1] for i in rcs_blocks},
+                                              grid=out.grid, prefix=self.encoder.prefix)
         return F.normalize(out.patch.float(), dim=-1), (out.layers[n - 2], mix)
 
     def semantic_feedback_features(self, enc: EncodedImage, text: torch.Tensor) -> torch.Tensor:
@@ -366,7 +368,8 @@ class Segmenter:
             feedback = SemanticFeedback(matrix[None, None], self.sfr)
             x = self.encoder.head_block(tokens_in[b : b + 1], grid, mix=None if mix is None else mix[b : b + 1],
                                         feedback=feedback)
-            refined.append(F.normalize(self.encoder.project(x[:, 1:]).float(), dim=-1).reshape(grid[0], grid[1], -1))
+            refined.append(F.normalize(self.encoder.project(x[:, self.encoder.prefix:]).float(), dim=-1)
+                           .reshape(grid[0], grid[1], -1))
         return torch.stack(refined)
 
     def window_logits_to_image(self, enc: EncodedImage, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
