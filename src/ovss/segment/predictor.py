@@ -22,6 +22,7 @@ from ..text import ClassList, TextEncoder, parse_classes
 from .presets import Preset, default_preset, get_preset
 from .protocol import FP16_LN_FP32, checkpoint_logit_scale, fp16_with_fp32_layernorm
 from .resize import resize_bilinear_uint8
+from .scoring import model_scoring
 from . import bounded
 from .bounded import windows_per_chunk
 from .sliding import pad_to_multiple, resized_size, window_boxes
@@ -40,7 +41,8 @@ class PromptAddition(Protocol):
 @dataclass
 class SegmentationResult:
     """logits: C x H x W class scores (scaled cosine similarity, max over synonyms);
-    probs: C x H x W (softmax over all queries, max over synonyms); labels: H x W class indices.
+    probs: C x H x W (softmax over all queries, or a sigmoid per query for SigLIP models, see
+    ``ovss.segment.scoring``; max over synonyms); labels: H x W class indices.
 
     For very large outputs (see ``ovss.segment.bounded``) logits and probs are at a smaller size
     and ``reduced`` says which; labels and ``confidence`` (H x W best class probability, before
@@ -116,7 +118,10 @@ class Segmenter:
         # the head is one of the preset's settings: a chosen head replaces the preset's, so that
         # ``settings()`` records the head that ran (resume and reports compare these settings)
         self.preset = get_preset(preset or default_preset(self.model, dataset), dataset).with_overrides(head=head, **overrides)
-        if self.preset.logit_scale_from_checkpoint and overrides.get("logit_scale") is None:
+        # SigLIP: a sigmoid per query with the model's logit bias, meaningful with the model's own scale
+        self.scoring = model_scoring(self.model)
+        if ((self.preset.logit_scale_from_checkpoint or self.scoring.kind == "sigmoid")
+                and overrides.get("logit_scale") is None):
             self.preset = replace(self.preset, logit_scale=checkpoint_logit_scale(self.model))
         if self.preset.cuda_precision == FP16_LN_FP32 and self.device.type == "cuda":
             if self.model.info.get("weights_precision") != FP16_LN_FP32:
@@ -167,6 +172,8 @@ class Segmenter:
             extra.update(self.encoder.second.describe())
         if self.prompts is not None:
             extra["prompts"] = self.prompts.describe()
+        if self.scoring.kind != "softmax":  # softmax: what every result before SigLIP ran, unrecorded
+            extra.update(self.scoring.describe())
         return {**self.preset.settings(), **extra, **self.model.describe(), "precision": self.precision}
 
     # image side -----------------------------------------------------------------------------
@@ -362,7 +369,7 @@ class Segmenter:
             scores = torch.einsum("hwe,qe->qhw", enc.features[b], text)[None]
             scores = F.interpolate(scores, size=enc.padded, mode="bilinear", align_corners=False)
             scores = pamr(window, scores, SFR.pamr_iterations, SFR.pamr_dilations)
-            probs = (scores[0] * self.preset.logit_scale).softmax(dim=0)
+            probs = self.scoring.probs(scores[0] * self.preset.logit_scale)
             labels = patch_labels(probs, self.model.patch_size, self.preset.sfr_threshold)
             matrix = feedback_attention(labels[: grid[0], : grid[1]]).to(tokens_in.dtype)
             feedback = SemanticFeedback(matrix[None, None], self.sfr)
@@ -414,7 +421,7 @@ class Segmenter:
                 enc.image, size=size, mode="bilinear", align_corners=False)
             query_logits = pamr(image, query_logits[None])[0]
         scaled = query_logits * p.logit_scale
-        probs_q = scaled.softmax(dim=0)
+        probs_q = self.scoring.probs(scaled)
         index = torch.tensor(classes.query_to_class, device=scaled.device)
         n = len(classes)
         logits = _max_by_class(scaled, index, n)
@@ -455,7 +462,7 @@ class Segmenter:
         n = len(classes)
 
         def classify(band: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return _max_over_classes(_max_by_class((band * p.logit_scale).softmax(dim=0), index, n))
+            return _max_over_classes(_max_by_class(self.scoring.probs(band * p.logit_scale), index, n))
 
         best, labels = bounded.decode_in_bands(src, size, classify)
         if p.area_thd > 0:
@@ -465,7 +472,7 @@ class Segmenter:
             if small.any():  # as _drop_small_classes: small classes lose their pixels to the next best
 
                 def reclassify(band: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                    probs = _max_by_class((band * p.logit_scale).softmax(dim=0), index, n)
+                    probs = _max_by_class(self.scoring.probs(band * p.logit_scale), index, n)
                     probs[small] = 0.0
                     return probs[0], probs.argmax(dim=0)
 
@@ -477,7 +484,7 @@ class Segmenter:
             src = F.interpolate(src[None], size=score_size, mode="bilinear", align_corners=False)[0]
         scaled = src * p.logit_scale
         logits = _max_by_class(scaled, index, n)
-        probs = _max_by_class(scaled.softmax(dim=0), index, n)
+        probs = _max_by_class(self.scoring.probs(scaled), index, n)
         if score_size != size:
             reduced["scores_size"] = list(score_size)
         return SegmentationResult(logits=logits, probs=probs, labels=labels, classes=classes,
