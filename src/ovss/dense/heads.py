@@ -120,7 +120,8 @@ for _base in ("sclip", "clearclip", "naclip"):
     HEADS[f"{_base}+rcs"] = with_rcs(HEADS[_base])
 
 
-# what a head may need from a tower: a test on ``ovss.model.towers.Tower`` and the words of a refusal
+# what a head may need from a tower: a test on a ``ovss.model.towers.Tower`` (or a ``Family``: both
+# have ``prefix``) and the words of a refusal
 TOWER_NEEDS = {
     "class_token": (lambda tower: tower.prefix > 0, "a class token (its output adds the class token back)"),
 }

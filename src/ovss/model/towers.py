@@ -27,17 +27,50 @@ Rotary embeddings are applied to the patch tokens only: prefix tokens and learne
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import OvssError
 
+@dataclass(frozen=True)
+class Family:
+    """A family of towers as ``ovss models`` lists it; ``prefix`` as ``Tower.prefix`` (the class
+    token), so that a head's needs can be checked against the family without building a model."""
+
+    name: str
+    description: str
+    models: str
+    prefix: int
+    scoring: str = "softmax"
+
+
 FAMILIES = {
-    "openclip": "open_clip VisionTransformer (OpenAI, LAION, MetaCLIP, DFN, quickgelu ViT-*)",
-    "timm-vit": "timm VisionTransformer (SigLIP, SigLIP 2): no class token, attention pooling",
-    "eva": "timm Eva (EVA-02, Perception Encoder PE-Core): rotary embeddings, class token",
+    "openclip": Family("openclip", "open_clip VisionTransformer: class token, fused q/k/v",
+                       "ViT-* (OpenAI, LAION, DataComp, MetaCLIP, DFN, quickgelu)", 1),
+    "timm-vit": Family("timm-vit", "timm VisionTransformer: no class token, attention pooling",
+                       "ViT-*-SigLIP, ViT-*-SigLIP2 (tokenizer: ovss[siglip])", 0, "sigmoid"),
+    "eva": Family("eva", "timm Eva: class token, rotary embeddings, q/k norms, SwiGLU",
+                  "EVA01-*, EVA02-*, PE-Core-*", 1),
 }
+
+
+def family_of(name: str, config: dict | None) -> str | None:
+    """The family open_clip's config ``config`` of model ``name`` builds, or None (ResNets, CoCa,
+    other timm towers), read without building the model."""
+    vision = (config or {}).get("vision_cfg", {})
+    timm_name = vision.get("timm_model_name")
+    if timm_name:
+        if "siglip" in timm_name:
+            return "timm-vit"
+        if timm_name.startswith(("eva", "vit_pe_core")):
+            return "eva"
+        return None
+    if isinstance(vision.get("layers"), int) and "coca" not in name.lower():
+        return "openclip"
+    return None
 
 
 def resize_pos_embed(pos: torch.Tensor, native: tuple[int, int], grid: tuple[int, int], rule: str = "offset",
@@ -261,7 +294,7 @@ class Tower:
         raise NotImplementedError
 
     def project(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Tokens (B x N x D, final block's output) -> B x N x E, each token on its own."""
+        """Tokens (... x N x D, final block's output) -> ... x N x E, each token on its own."""
         raise NotImplementedError
 
     def global_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -377,8 +410,7 @@ class TimmTower(Tower):
         t = self.trunk
         x = t.norm(tokens)
         if getattr(t, "attn_pool", None) is not None:  # each token pooled alone: the pool's value path
-            B, N, D = x.shape
-            x = t.attn_pool(x.reshape(B * N, 1, D)).reshape(B, N, -1)
+            x = t.attn_pool(x.reshape(-1, 1, x.shape[-1])).reshape(*x.shape[:-1], -1)
         return self.visual.head(t.head(t.fc_norm(x)))
 
     def global_embedding(self, tokens):
