@@ -128,3 +128,23 @@ def test_opendas_deep_prompts_on_every_family(tiny_clip, name):
     assert torch.equal(a, b) and float((a - r).abs().max()) > 1e-3 * float(r.abs().max())
     assert float((e - e0).abs().max()) > 1e-3
     torch.testing.assert_close(e0, torch.nn.functional.normalize(model.visual(x[..., :64]), dim=-1), rtol=1e-5, atol=1e-6)
+
+
+def test_the_page_runs_siglip_and_refuses_scclip_in_one_line(tiny_clip, tmp_path):
+    """The page's session on a SigLIP model: naclip segments (with the sigmoid's probabilities in the
+    record), SC-CLIP is one line naming head and backbone (the page shows it as its error)."""
+    import json
+
+    from ovss.app.page import page_message
+    from ovss.app.session import ImageSession, RunSettings
+
+    session = ImageSession(_model(tiny_clip, "ViT-B-16-SigLIP2"), tmp_path / "s")
+    session.set_image(_image())
+    run = session.run("cat, dog, sky", RunSettings(head="naclip", preset="shapesworld"))
+    assert run.labels.shape == (48, 64)
+    record = json.loads(run.files.record.read_text())
+    assert "sigmoid" in json.dumps(record)
+    with pytest.raises(OvssError) as e:
+        session.run("cat, dog, sky", RunSettings(head="scclip", preset="shapesworld"))
+    message = page_message(e.value)
+    assert "\n" not in message and "scclip" in message and "ViT-B-16-SigLIP2" in message
