@@ -5,8 +5,7 @@ batch; ``predict`` turns the cached patch features into per-class scores for any
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -22,6 +21,10 @@ from ..text import ClassList, TextEncoder, parse_classes
 from .presets import Preset, default_preset, get_preset
 from .protocol import FP16_LN_FP32, checkpoint_logit_scale, fp16_with_fp32_layernorm
 from .resize import resize_bilinear_uint8
+# the results live in .results; EncodedImage, label_shares and stitch_patch_features are imported
+# from here by other modules too
+from .results import (EncodedImage, SegmentationResult, drop_small_classes, label_shares, max_by_class,  # noqa: F401
+                      max_over_classes, stitch_patch_features)
 from .scoring import model_scoring
 from . import bounded
 from .bounded import windows_per_chunk
@@ -36,64 +39,6 @@ class PromptAddition(Protocol):
     def text_encoder(self, model: ClipModel) -> TextEncoder: ...
 
     def describe(self) -> dict: ...
-
-
-@dataclass
-class SegmentationResult:
-    """logits: C x H x W class scores (scaled cosine similarity, max over synonyms);
-    probs: C x H x W (softmax over all queries, or a sigmoid per query for SigLIP models, see
-    ``ovss.segment.scoring``; max over synonyms); labels: H x W class indices.
-
-    For very large outputs (see ``ovss.segment.bounded``) logits and probs are at a smaller size
-    and ``reduced`` says which; labels and ``confidence`` (H x W best class probability, before
-    ``prob_thd``) are always at the output size.
-    """
-
-    logits: torch.Tensor
-    probs: torch.Tensor
-    labels: torch.Tensor
-    classes: ClassList
-    confidence: torch.Tensor | None = None
-    reduced: dict | None = None
-
-    def shares(self) -> dict[str, float]:
-        return label_shares(self.labels, self.classes)
-
-
-def stitch_patch_features(enc, patch_size: tuple[int, int]) -> torch.Tensor:
-    """The windows' patch features of an encoded image as one gh x gw x E grid over the resized
-    image, overlapping windows averaged patch by patch, then normalised (``Segmenter`` averages
-    logits per pixel instead; OVSNet's decoder reads features on the patch grid)."""
-    ph, pw = patch_size
-    gh, gw = math.ceil(enc.input_size[0] / ph), math.ceil(enc.input_size[1] / pw)
-    feats = enc.features
-    total = feats.new_zeros(gh, gw, feats.shape[-1])
-    count = feats.new_zeros(gh, gw, 1)
-    for (y1, y2, x1, x2), f in zip(enc.boxes, feats):
-        r, c = round(y1 / ph), round(x1 / pw)
-        nh, nw = min(math.ceil((y2 - y1) / ph), gh - r), min(math.ceil((x2 - x1) / pw), gw - c)
-        total[r:r + nh, c:c + nw] += f[:nh, :nw]
-        count[r:r + nh, c:c + nw] += 1
-    return F.normalize(total / count.clamp_min(1), dim=-1)
-
-
-def label_shares(labels: torch.Tensor, classes: ClassList) -> dict[str, float]:
-    """Share of the pixels given to each class (pixels outside the class indices, such as 255
-    "unlabelled", count in the total but in no class)."""
-    counts = torch.bincount(labels.flatten().long().cpu(), minlength=len(classes)).double()
-    return {n: float(c) for n, c in zip(classes.names, counts[: len(classes)] / counts.sum())}
-
-
-@dataclass
-class EncodedImage:
-    size: tuple[int, int]  # original H, W
-    input_size: tuple[int, int]  # resized H, W
-    image: torch.Tensor  # 1 x 3 x h x w normalised, resized
-    boxes: list[tuple[int, int, int, int]]
-    features: torch.Tensor  # B x h x w x E, normalised patch features of each window
-    padded: tuple[int, int]  # padded window size
-    bounded_from: tuple[int, int] | None = None  # the preset's input size, when memory bounds made it smaller
-    last_block: tuple | None = None  # ResCLIP's SFR: (tokens entering the last block, RCS mix or None) per window
 
 
 class Segmenter:
@@ -424,11 +369,11 @@ class Segmenter:
         probs_q = self.scoring.probs(scaled)
         index = torch.tensor(classes.query_to_class, device=scaled.device)
         n = len(classes)
-        logits = _max_by_class(scaled, index, n)
-        probs = _max_by_class(probs_q, index, n)
-        best, labels = _max_over_classes(probs)
+        logits = max_by_class(scaled, index, n)
+        probs = max_by_class(probs_q, index, n)
+        best, labels = max_over_classes(probs)
         if p.area_thd > 0:
-            labels = _drop_small_classes(labels, probs, p.area_thd)
+            labels = drop_small_classes(labels, probs, p.area_thd)
         if p.prob_thd > 0:
             labels[best < p.prob_thd] = 0
         return SegmentationResult(logits=logits, probs=probs, labels=labels, classes=classes, confidence=best)
@@ -462,17 +407,17 @@ class Segmenter:
         n = len(classes)
 
         def classify(band: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return _max_over_classes(_max_by_class(self.scoring.probs(band * p.logit_scale), index, n))
+            return max_over_classes(max_by_class(self.scoring.probs(band * p.logit_scale), index, n))
 
         best, labels = bounded.decode_in_bands(src, size, classify)
         if p.area_thd > 0:
             counts = torch.bincount(labels.flatten(), minlength=n).float()
             small = (counts <= p.area_thd * counts[1:].sum()) & (counts > 0)
             small[0] = False
-            if small.any():  # as _drop_small_classes: small classes lose their pixels to the next best
+            if small.any():  # as drop_small_classes: small classes lose their pixels to the next best
 
                 def reclassify(band: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                    probs = _max_by_class(self.scoring.probs(band * p.logit_scale), index, n)
+                    probs = max_by_class(self.scoring.probs(band * p.logit_scale), index, n)
                     probs[small] = 0.0
                     return probs[0], probs.argmax(dim=0)
 
@@ -483,45 +428,11 @@ class Segmenter:
         if tuple(src.shape[-2:]) != score_size:
             src = F.interpolate(src[None], size=score_size, mode="bilinear", align_corners=False)[0]
         scaled = src * p.logit_scale
-        logits = _max_by_class(scaled, index, n)
-        probs = _max_by_class(self.scoring.probs(scaled), index, n)
+        logits = max_by_class(scaled, index, n)
+        probs = max_by_class(self.scoring.probs(scaled), index, n)
         if score_size != size:
             reduced["scores_size"] = list(score_size)
         return SegmentationResult(logits=logits, probs=probs, labels=labels, classes=classes,
                                   confidence=best, reduced=reduced)
 
 
-def _max_by_class(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
-    """Max over the synonym rows of each class: Q x H x W -> C x H x W."""
-    if values.shape[0] == n:
-        return values
-    return torch.stack([values[index == c].amax(dim=0) for c in range(n)])
-
-
-def _max_over_classes(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(max, argmax) over dim 0 of C x H x W, first index on ties.
-
-    A loop over the classes of whole-image comparisons: reducing over the outer dimension of a
-    large tensor is several times slower on CPU, and this runs on every image at full size.
-    """
-    best = probs[0].clone()
-    labels = torch.zeros(probs.shape[1:], dtype=torch.long, device=probs.device)
-    for c in range(1, probs.shape[0]):
-        better = probs[c] > best
-        best = torch.where(better, probs[c], best)
-        labels.masked_fill_(better, c)
-    return best, labels
-
-
-def _drop_small_classes(labels: torch.Tensor, probs: torch.Tensor, area_thd: float) -> torch.Tensor:
-    """SCLIP's area threshold: a foreground class (index >= 1) whose predicted area is at most
-    ``area_thd`` of all foreground pixels loses its pixels to the next best class."""
-    counts = torch.bincount(labels.flatten(), minlength=probs.shape[0]).float()
-    foreground = counts[1:].sum()
-    small = (counts <= area_thd * foreground) & (counts > 0)
-    small[0] = False
-    if not small.any():
-        return labels
-    masked = probs.clone()
-    masked[small] = 0.0
-    return masked.argmax(dim=0)
