@@ -194,3 +194,16 @@ def test_resnet_towers_are_refused_in_one_line():
 
     with pytest.raises(OvssError, match="ResNet"):
         tower_for(nn.Linear(2, 2), "RN50")
+
+
+@pytest.mark.parametrize("name", sorted(TINY_FAMILIES))
+def test_fast_precisions_on_every_family(tiny_clip, name):
+    """bf16 autocast and the int8 copy (its quantised Linear layers include timm's q/k/v and the
+    attention pool) run on every family and stay close to fp32."""
+    visual = tiny_clip(name).visual
+    x = _images((1, 3, 64, 64), seed=5).float()
+    with torch.no_grad():
+        ref = DenseEncoder(visual, "naclip").forward(x).patch.flatten()
+        for precision in ("bf16", "int8"):
+            got = DenseEncoder(visual, "naclip", precision=precision).forward(x).patch.float().flatten()
+            assert float(torch.nn.functional.cosine_similarity(got, ref, dim=0)) > 0.99

@@ -201,7 +201,11 @@ class TimmBlock(BlockAdapter):
         H = attn.num_heads
         if getattr(attn, "qkv", None) is not None:
             if getattr(attn, "q_bias", None) is not None:  # EVA: q and v biases, a zero k bias
-                qkv = F.linear(y, attn.qkv.weight, torch.cat((attn.q_bias, attn.k_bias, attn.v_bias)))
+                bias = torch.cat((attn.q_bias, attn.k_bias, attn.v_bias))
+                if isinstance(attn.qkv, nn.Linear):  # as timm computes it
+                    qkv = F.linear(y, attn.qkv.weight, bias)
+                else:  # an int8 copy (dense.precision): the quantised matmul, then the bias
+                    qkv = attn.qkv(y) + bias
             else:
                 qkv = attn.qkv(y)
             q, k, v = qkv.reshape(B, N, 3, H, -1).permute(2, 0, 3, 1, 4).unbind(0)
