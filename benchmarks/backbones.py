@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+import subprocess
+import sys
 import time
 
 import torch
@@ -64,13 +66,21 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=448)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rows-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"{args.size} x {args.size}, best of {args.repeats} after a warm-up\n")
-    print("| model | family | vision params (M) | precision | grid | CPU s / image | peak RSS MiB | above start MiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name in args.models.split(","):
+    names = args.models.split(",")
+    if not args.rows_only:
+        print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
+              f"{args.size} x {args.size}, best of {args.repeats} after a warm-up\n")
+        print("| model | family | vision params (M) | precision | grid | CPU s / image | peak RSS MiB | above start MiB |")
+        print("|---|---|---|---|---|---|---|---|", flush=True)
+    if len(names) > 1:  # one process per model: each peak resident set holds that model only
+        for name in names:
+            subprocess.run([sys.executable, __file__, "--models", name, "--size", str(args.size), "--repeats",
+                            str(args.repeats), "--threads", str(args.threads), "--rows-only"], check=True)
+        return
+    for name in names:
         for r in measure(name, args.size, args.repeats):
             print(f"| {r['model']} | {r['family']} | {r['params_m']:.1f} | {r['precision']} | {r['grid'][0]} x {r['grid'][1]} "
                   f"| {r['seconds']:.3f} | {r['peak_mb']:.0f} | {r['extra_mb']:.0f} |", flush=True)
