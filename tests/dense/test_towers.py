@@ -136,7 +136,13 @@ def test_tower_loop_equals_the_models_own_forward(tiny_clip, name):
     with torch.no_grad():
         torch.testing.assert_close(enc.image_embedding(x), visual(x), rtol=1e-5, atol=1e-6)
         out = enc(x, with_global=True)
+        # MLMP's one pass (head and CLIP's last block sharing q / k / v; the class token's row only
+        # where the model pools its class token)
+        shared = DenseEncoder(visual, "naclip", model_name=name)(x, with_global=True, shared_global=True)
+        alone = DenseEncoder(visual, "naclip", model_name=name)(x)
     torch.testing.assert_close(out.global_embedding, visual(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(shared.global_embedding, visual(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(shared.patch, alone.patch, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("name", sorted(TINY_FAMILIES))
