@@ -213,3 +213,36 @@ def test_fast_precisions_on_every_family(tiny_clip, name):
         for precision in ("bf16", "int8"):
             got = DenseEncoder(visual, "naclip", precision=precision).forward(x).patch.float().flatten()
             assert float(torch.nn.functional.cosine_similarity(got, ref, dim=0)) > 0.99
+
+
+def _family_models():
+    from ovss.model.loading import open_clip_with_ovss_configs
+    from ovss.model.towers import family_of
+
+    oc = open_clip_with_ovss_configs()
+    return [n for n in oc.list_models() if family_of(n, oc.get_model_config(n)) in ("timm-vit", "eva")]
+
+
+@pytest.mark.parametrize("name", _family_models())
+def test_every_timm_family_model_of_open_clip(name):
+    """Every SigLIP / SigLIP 2 / EVA / PE-Core name of open_clip, built tiny: the tower loop gives the
+    model's own embedding, or the model is refused in one line (EVA02-E's post-norm blocks)."""
+    import importlib.util
+
+    from conftest import build_tiny_clip
+    from ovss.model.loading import open_clip_with_ovss_configs
+
+    text = open_clip_with_ovss_configs().get_model_config(name)["text_cfg"]
+    if text.get("hf_model_name") and importlib.util.find_spec("transformers") is None:
+        pytest.skip("a Hugging Face text tower (NLLB-CLIP): transformers is not installed")
+    visual = build_tiny_clip(name, width=64).visual
+    try:
+        enc = DenseEncoder(visual, "naclip", model_name=name)
+    except OvssError as e:
+        assert "\n" not in str(e) and name in str(e) and "EVA02-E" in name
+        return
+    x = _images((1, 3, 64, 64), seed=7).float()
+    with torch.no_grad():
+        torch.testing.assert_close(enc.image_embedding(x), visual(x), rtol=1e-5, atol=1e-6)
+        assert torch.isfinite(enc(x).patch).all()
+

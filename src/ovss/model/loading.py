@@ -197,17 +197,18 @@ TOKENIZER_EXTRAS = {"siglip": ("transformers", "sentencepiece")}
 
 
 def check_tokenizer(open_clip, name: str) -> None:
-    """One line naming the optional extra when ``name``'s tokenizer needs packages that are not
-    installed (SigLIP's and SigLIP 2's come from Hugging Face ``transformers``), before any weights
-    are built."""
+    """One line naming the optional extra when ``name``'s tokenizer (or text tower) needs packages that
+    are not installed (SigLIP's and SigLIP 2's tokenizers, NLLB-CLIP's text tower come from Hugging
+    Face ``transformers``), before any weights are built."""
     import importlib.util
 
-    cfg = open_clip.get_model_config(name) or {}
-    if not (cfg.get("text_cfg") or {}).get("hf_tokenizer_name"):
+    text = (open_clip.get_model_config(name) or {}).get("text_cfg") or {}
+    if not (text.get("hf_tokenizer_name") or text.get("hf_model_name")):
         return
     missing = [p for p in TOKENIZER_EXTRAS["siglip"] if importlib.util.find_spec(p) is None]
     if missing:
-        raise OvssError(f"model '{name}' needs a Hugging Face tokenizer ({', '.join(missing)} not installed): "
+        what = "text tower" if text.get("hf_model_name") else "tokenizer"
+        raise OvssError(f"model '{name}' needs a Hugging Face {what} ({', '.join(missing)} not installed): "
                         "install the optional extra, pip install 'ovss[siglip]'")
 
 

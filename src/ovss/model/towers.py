@@ -53,7 +53,7 @@ FAMILIES = {
     "timm-vit": Family("timm-vit", "timm VisionTransformer: no class token, attention pooling",
                        "ViT-*-SigLIP, ViT-*-SigLIP2 (tokenizer: ovss[siglip])", 0, "sigmoid"),
     "eva": Family("eva", "timm Eva: class token, rotary embeddings, q/k norms, SwiGLU",
-                  "EVA01-*, EVA02-*, PE-Core-*", 1),
+                  "EVA01-*, EVA02-B/L-*, PE-Core-* (not EVA02-E: post-norm blocks)", 1),
 }
 
 
@@ -456,9 +456,12 @@ def tower_for(visual: nn.Module, model: str = "this model") -> Tower:
         return OpenClipTower(visual)
     trunk = getattr(visual, "trunk", None)
     if trunk is not None:
-        from timm.models.eva import Eva, EvaBlock
+        from timm.models.eva import Eva, EvaBlock, EvaBlockPostNorm
         from timm.models.vision_transformer import Block, VisionTransformer
 
+        if isinstance(trunk, Eva) and any(type(b) is EvaBlockPostNorm for b in trunk.blocks):
+            raise OvssError(f"{model}: post-norm blocks (EVA02-E) are not supported by the dense heads: their "
+                            "attention output is normalised after the residual branch; pick EVA02-B/L or PE-Core")
         if isinstance(trunk, Eva) and all(type(b) is EvaBlock for b in trunk.blocks):
             if getattr(trunk, "rope_mixed", False):
                 raise OvssError(f"{model}: depth-dependent (mixed) rotary embeddings are not supported by the dense heads")
