@@ -220,13 +220,14 @@ def _family_models():
     from ovss.model.towers import family_of
 
     oc = open_clip_with_ovss_configs()
-    return [n for n in oc.list_models() if family_of(n, oc.get_model_config(n)) in ("timm-vit", "eva")]
+    return [n for n in oc.list_models() if family_of(n, oc.get_model_config(n)) is not None]
 
 
 @pytest.mark.parametrize("name", _family_models())
-def test_every_timm_family_model_of_open_clip(name):
-    """Every SigLIP / SigLIP 2 / EVA / PE-Core name of open_clip, built tiny: the tower loop gives the
-    model's own embedding, or the model is refused in one line (EVA02-E's post-norm blocks)."""
+def test_every_vit_model_of_open_clip(name):
+    """Every ViT name of open_clip (its own ViTs, SigLIP / SigLIP 2, EVA, PE-Core), built tiny: the
+    tower loop gives the model's own embedding, or the model is refused in one line (EVA02-E's
+    post-norm blocks)."""
     import importlib.util
 
     from conftest import build_tiny_clip
@@ -234,7 +235,7 @@ def test_every_timm_family_model_of_open_clip(name):
 
     text = open_clip_with_ovss_configs().get_model_config(name)["text_cfg"]
     if text.get("hf_model_name") and importlib.util.find_spec("transformers") is None:
-        pytest.skip("a Hugging Face text tower (NLLB-CLIP): transformers is not installed")
+        pytest.skip("a Hugging Face text tower (NLLB-CLIP, mT5, RoBERTa): transformers is not installed")
     visual = build_tiny_clip(name, width=64).visual
     try:
         enc = DenseEncoder(visual, "naclip", model_name=name)
