@@ -148,3 +148,27 @@ def test_the_page_runs_siglip_and_refuses_scclip_in_one_line(tiny_clip, tmp_path
         session.run("cat, dog, sky", RunSettings(head="scclip", preset="shapesworld"))
     message = page_message(e.value)
     assert "\n" not in message and "scclip" in message and "ViT-B-16-SigLIP2" in message
+
+
+@pytest.mark.parametrize("name", sorted(TINY_FAMILIES))
+def test_every_preset_on_every_family(tiny_clip, name):
+    """Every published protocol (ResCLIP's semantic feedback, ProxyCLIP's random DINO and MLMP's
+    fp16 setting included) segments with every family, or refuses in one line naming the head."""
+    from ovss.dense.heads import get_head, head_fits
+    from ovss.segment import PRESETS
+
+    model = _model(tiny_clip, name)
+    tower = tower_for(model.visual, name)
+    image = _image(4, (64, 96, 3))
+    for preset in PRESETS:
+        p = PRESETS[preset]
+        extra = {"second_weights": "none"} if get_head(p.head).second else {}
+        # the protocols' sizes cut to the tiny models' (the steps stay the protocol's)
+        extra.update({"resize_short": 64} if p.resize_short else {}, **({"resize_to": (64, 96)} if p.resize_to else {}),
+                     **({"crop": 64, "stride": 32} if p.crop else {}))
+        if head_fits(get_head(PRESETS[preset].head), tower) is not None:
+            with pytest.raises(OvssError, match=f"{PRESETS[preset].head} head needs"):
+                Segmenter(model, preset=preset, **extra)
+            continue
+        res = Segmenter(model, preset=preset, **extra).predict(image, "cat, dog")
+        assert res.labels.shape == (64, 96) and torch.isfinite(res.probs).all(), preset

@@ -317,6 +317,11 @@ class Segmenter:
             probs = self.scoring.probs(scores[0] * self.preset.logit_scale)
             labels = patch_labels(probs, self.model.patch_size, self.preset.sfr_threshold)
             matrix = feedback_attention(labels[: grid[0], : grid[1]]).to(tokens_in.dtype)
+            P = self.encoder.prefix
+            if P != 1:  # the matrix has one class-token row and column (zero); SigLIP has no class token
+                full = matrix.new_zeros(P + matrix.shape[0] - 1, P + matrix.shape[1] - 1)
+                full[P:, P:] = matrix[1:, 1:]
+                matrix = full
             feedback = SemanticFeedback(matrix[None, None], self.sfr)
             x = self.encoder.head_block(tokens_in[b : b + 1], grid, mix=None if mix is None else mix[b : b + 1],
                                         feedback=feedback)
