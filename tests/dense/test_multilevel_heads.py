@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ovss.model.towers import OpenClipBlock
+from ovss.model.blocks import OpenClipBlock
 from ovss.adaptation.mlmp import level_tokens
 from ovss.dense import HEADS, DenseEncoder
 from ovss.dense.encoder import gaussian_window

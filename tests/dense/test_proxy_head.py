@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ovss.model.towers import OpenClipBlock
+from ovss.model.blocks import OpenClipBlock
 from ovss.adaptation.mlmp import level_tokens
 from ovss.dense import DenseEncoder, resize_pos_embed
 from ovss.dense.proxy import PROXY, proxy_attention, renormalise, second_features

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import OvssError
-from ..model.towers import resize_pos_embed, tower_for
+from ..model.blocks import resize_pos_embed
+from ..model.towers import tower_for
 from .heads import DenseHead, check_head_fits, get_head
 from .precision import autocast, check_precision, quantized_copy
 
@@ -97,7 +98,7 @@ class DenseEncoder(nn.Module):
 
     @property
     def blocks(self) -> list:
-        """The tower's blocks as ``ovss.model.towers.BlockAdapter``s (their modules' parts reachable too)."""
+        """The tower's blocks as ``ovss.model.blocks.BlockAdapter``s (their modules' parts reachable too)."""
         return self._blocks
 
     def embed(self, images: torch.Tensor, rule: str | None = None) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..model.towers import BlockAdapter, merge_heads  # noqa: F401  (merge_heads: one copy, re-exported)
+from ..model.blocks import BlockAdapter, merge_heads  # noqa: F401  (merge_heads: one copy, re-exported)
 
 # --------------------------------------------------------------------------------------- GEM
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..model.towers import merge_heads
+from ..model.blocks import merge_heads
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def proxy_attention(block, y: torch.Tensor, grid: tuple[int, int], proxy: torch.
                     settings: ProxySettings = PROXY) -> torch.Tensor:
     """ProxyCLIP's last-block attention: tokens ``y`` (B x (prefix + hw) x D, after ln_1) on CLIP's
     ``grid``, correspondence ``proxy`` (B x C x H x W) -> B x HW x D on the proxy's grid.
-    ``block``: a ``ovss.model.towers.BlockAdapter`` (its values and output projection)."""
+    ``block``: a ``ovss.model.blocks.BlockAdapter`` (its values and output projection)."""
     B, N, D = y.shape
     H_, W_ = proxy.shape[-2:]
     v = merge_heads(block.qkv(y, grid, prefix)[2])[:, prefix:]  # patch values only
