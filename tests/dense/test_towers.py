@@ -13,7 +13,7 @@ from unittest import mock
 import pytest
 import torch
 
-from conftest import TINY_FAMILIES
+from tiny_towers import TINY_FAMILIES
 from ovss.dense import HEADS, DenseEncoder
 from ovss.dense.heads import head_fits
 from ovss.errors import OvssError
@@ -230,7 +230,7 @@ def test_every_vit_model_of_open_clip(name):
     post-norm blocks)."""
     import importlib.util
 
-    from conftest import build_tiny_clip
+    from tiny_towers import build_tiny_clip
     from ovss.model.loading import open_clip_with_ovss_configs
 
     text = open_clip_with_ovss_configs().get_model_config(name)["text_cfg"]

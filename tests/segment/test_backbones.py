@@ -1,5 +1,5 @@
 """Segmentation, scoring, test-time adaptation and OpenDAS prompts on every tower family (tiny
-random models of ``conftest.build_tiny_clip``); SigLIP scores with a sigmoid and its logit bias."""
+random models of ``tiny_towers.build_tiny_clip``); SigLIP scores with a sigmoid and its logit bias."""
 import importlib.util
 import math
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from open_clip.tokenizer import SimpleTokenizer
 
-from conftest import TINY_FAMILIES
+from tiny_towers import TINY_FAMILIES
 from ovss.adaptation import get_method
 from ovss.errors import OvssError
 from ovss.model import ClipModel, load_model
@@ -116,6 +116,9 @@ def test_opendas_deep_prompts_on_every_family(tiny_clip, name):
     from ovss.opendas.prompts import PromptLearner
 
     model = _model(tiny_clip, name)
+    if TINY_FAMILIES[name] == "timm-vit":  # SigLIP's text tower: no start token for the text prompts to follow
+        with pytest.raises(OvssError, match="text prompts need CLIP's text tower"):
+            PromptLearner(model, visual_k=2, text_k=2)
     learner = PromptLearner(model, visual_k=2, text_k=0)
     plain = PromptLearner.unprompted(model)
     x = torch.randn(2, 3, 64, 80, generator=torch.Generator().manual_seed(0))

@@ -61,6 +61,11 @@ class PromptLearner(nn.Module):
         if text_k and not hasattr(tower, "token_embedding"):
             raise OvssError(f"text prompts need an open_clip text tower; {model.name} has another kind; "
                             "use visual prompts only (the vpt method, or text_k=0)", param="text_k")
+        pool = getattr(tower, "text_pool_type", getattr(tower, "pool_type", "argmax"))
+        if text_k and pool != "argmax":  # the K prompts replace the words after CLIP's start token
+            raise OvssError(f"text prompts need CLIP's text tower (a start token, end-token pooling); {model.name}'s pools "
+                            f"the {pool!r} token (SigLIP): use visual prompts only (the vpt method, or text_k=0)",
+                            param="text_k")
         # kept out of the module tree, so parameters() and state_dict() hold only the prompts
         self.__dict__["_clip"] = {"model": model, "encoder": DenseEncoder(model.visual, "clip", model_name=model.name),
                                  "text": text}
