@@ -39,3 +39,18 @@ def make_encoder():
 
     make.second = second
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    """``tiny_clip(name)``: ``tiny_towers.build_tiny_clip(name)``, built once per session."""
+    cache = {}
+
+    def make(name):
+        if name not in cache:
+            from tiny_towers import build_tiny_clip
+
+            cache[name] = build_tiny_clip(name)
+        return cache[name]
+
+    return make

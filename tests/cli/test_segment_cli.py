@@ -148,3 +148,24 @@ def test_segment_writes_no_carriage_return_bars_into_a_log(tmp_path):
                              "--classes", "a, b", *MODEL, "--out", str(tmp_path / "out")], stderr=err,
                             stdout=subprocess.DEVNULL).returncode
     assert rc == 0 and "\r" not in log.read_text() and "segment:" not in log.read_text()
+
+
+    def test_lists_the_heads_each_backbone_family_supports(self, capsys):
+        assert main(["models"]) == 0
+        out = capsys.readouterr().out
+        lines = out.splitlines()
+        siglip = lines[[i for i, line in enumerate(lines) if line.strip().startswith("timm-vit")][0] + 1]
+        eva = lines[[i for i, line in enumerate(lines) if line.strip().startswith("eva ")][0] + 1]
+        assert "naclip" in siglip and "not: scclip (needs a class token)" in siglip
+        assert "scclip" in eva and "not:" not in eva
+        assert "ovss[siglip]" in out and "PE-Core" in out and "EVA02" in out
+
+    def test_siglip_without_its_tokenizer_is_one_line(self, images, tmp_path, capsys):
+        import importlib.util
+
+        if importlib.util.find_spec("transformers") and importlib.util.find_spec("sentencepiece"):
+            pytest.skip("transformers and sentencepiece are installed")
+        rc = main(["segment", str(images / "rgb.jpg"), "--out", str(tmp_path / "o"), "--classes", "cat",
+                   "--model", "ViT-B-16-SigLIP2", "--pretrained", "none"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and "ovss[siglip]" in err

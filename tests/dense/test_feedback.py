@@ -100,7 +100,7 @@ def test_last_block_mixes_feedback_into_each_term_before_softmax(tiny_random, ba
     with torch.no_grad():
         got = enc.head_block(x, (3, 4), mix=mix, feedback=SemanticFeedback(matrix, (tau, lam)))
         block = enc.blocks[-1]
-        q, k, v = split_heads(block.attn, block.ln_1(x))
+        q, k, v = split_heads(block, block.ln_1(x))
         s = q.shape[-1] ** -0.5
         terms = {"clearclip": [(q, q)], "naclip+rcs": [(k, k)], "sclip+rcs": [(q, q), (k, k)]}[base]
         bias = enc._window((3, 4), 0, x.device, x.dtype) if enc.head.gaussian_std else 0

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ovss.model.blocks import OpenClipBlock
 from ovss.adaptation.mlmp import level_tokens
 from ovss.dense import HEADS, DenseEncoder
 from ovss.dense.encoder import gaussian_window
@@ -133,10 +134,10 @@ class TestGEM:
         blk = visual.transformer.resblocks[-1]
         y = torch.randn(2, 5, 128, generator=torch.Generator().manual_seed(3))
         with torch.no_grad():
-            a = self_self_attention(blk.attn, y)
+            a = self_self_attention(OpenClipBlock(blk, None), y)
             y2 = y.clone()
             y2[1] *= 3
-            b = self_self_attention(blk.attn, y2)
+            b = self_self_attention(OpenClipBlock(blk, None), y2)
             torch.testing.assert_close(a[0], b[0], atol=1e-6, rtol=0)
             torch.testing.assert_close(a, _gem_attention_by_hand(blk.attn, y), atol=1e-6, rtol=0)
 
@@ -205,7 +206,7 @@ class TestScClipOperations:
         kk = (torch.einsum("bnhd,bmhd->bhnm", k, k) * (k.shape[-1] ** -0.5)).softmax(-1)
         expected = _out_proj(blk.attn, torch.einsum("bhnm,bmhd->bnhd", (guide[:, None] + kk) / 2, v))
         with torch.no_grad():
-            torch.testing.assert_close(guided_attention(blk.attn, y, sim), expected.detach(), atol=1e-6, rtol=0)
+            torch.testing.assert_close(guided_attention(OpenClipBlock(blk, None), y, sim), expected.detach(), atol=1e-6, rtol=0)
 
     def test_block_indices(self):
         assert SCCLIP.blocks(12) == (8, 3, 3, 10)  # the authors' ViT-B/16 defaults
@@ -241,10 +242,10 @@ def _scclip_by_hand(visual, images):
         guide = sim(repair(outputs[sim_i][b, 1:]))
         refine = sim(outputs[refine_i][b, 1:])
         t = agg(repair(x[1:]), guide)
-        t = guided_attention(last.attn, _ln(t, last.ln_1)[None], guide[None])[0] + 0.3 * cls
+        t = guided_attention(OpenClipBlock(last, None), _ln(t, last.ln_1)[None], guide[None])[0] + 0.3 * cls
         t = agg(t, refine)
         fused = sum(outputs[i][b] for i in range(lo, hi))
-        e = guided_attention(last.attn, _ln(fused[1:], last.ln_1)[None], guide[None])[0] + 0.3 * fused[:1]
+        e = guided_attention(OpenClipBlock(last, None), _ln(fused[1:], last.ln_1)[None], guide[None])[0] + 0.3 * fused[:1]
         out.append(torch.cat([cls, t + agg(e, refine)]))
     return _project(visual, torch.stack(out), (h, w))
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ovss.model.blocks import OpenClipBlock
 from ovss.adaptation.mlmp import level_tokens
 from ovss.dense import DenseEncoder, resize_pos_embed
 from ovss.dense.proxy import PROXY, proxy_attention, renormalise, second_features
@@ -133,7 +134,7 @@ class TestOperations:
         y = torch.randn(2, 1 + grid[0] * grid[1], 128, generator=g)
         proxy = torch.randn(2, 5, *proxy_grid, generator=g)
         with torch.no_grad():
-            got = proxy_attention(attn, y, grid, proxy)
+            got = proxy_attention(OpenClipBlock(visual.transformer.resblocks[-1], None), y, grid, proxy)
             expected = _proxy_by_hand(attn, y, grid, proxy)
         assert got.shape == (2, proxy_grid[0] * proxy_grid[1], 128)
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
@@ -146,7 +147,7 @@ class TestOperations:
         proxy[0, 1, 1, :] = 1.0  # bottom row: feature e1
         y = torch.randn(1, 5, 128, generator=torch.Generator().manual_seed(4))
         with torch.no_grad():
-            out = proxy_attention(attn, y, (2, 2), proxy)
+            out = proxy_attention(OpenClipBlock(visual.transformer.resblocks[-1], None), y, (2, 2), proxy)
         # similarity 1 within a row, 0 across; mean 0.5; (s - 0.6) * 3: 1.2 within, -1.8 across (masked)
         v = (y @ attn.in_proj_weight[256:].T + attn.in_proj_bias[256:])[:, 1:]
         top = (v[0, 0] + v[0, 1]) / 2

@@ -51,7 +51,7 @@ def _encoded(features: torch.Tensor, boxes, input_size, padded) -> EncodedImage:
 
 class TestMaxOverClasses:
     def test_equals_torch_max_and_argmax_first_on_ties(self):
-        from ovss.segment.predictor import _max_over_classes
+        from ovss.segment.results import max_over_classes as _max_over_classes
 
         p = torch.rand(6, 17, 9, generator=torch.Generator().manual_seed(0))
         p[2, 0, 0] = p[4, 0, 0] = 5.0  # a tie: the first index wins, as in torch.argmax

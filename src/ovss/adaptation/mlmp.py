@@ -67,7 +67,7 @@ def _level_tokens(encoder, images, layers, with_global):
 def patch_features(encoder: DenseEncoder, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Normalised projected patch features ... x h x w x E from tokens ... x (1 + hw) x D (projected
     in float32: tokens from a fast precision's autocast come in bfloat16)."""
-    feats = encoder.project(tokens[..., 1:, :].float()).float()
+    feats = encoder.project(tokens[..., encoder.prefix:, :].float()).float()
     return F.normalize(feats, dim=-1).reshape(*feats.shape[:-2], grid[0], grid[1], -1)
 
 

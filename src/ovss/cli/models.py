@@ -31,6 +31,15 @@ def run(args: argparse.Namespace) -> int:
     print("\ndense heads:")
     for h in HEADS.values():
         print(f"  {h.name:10s} {h.description}")
+    from ..dense.heads import head_fits
+    from ..model.towers import FAMILIES
+
+    print("\nbackbones (vision tower families) and the heads each supports:")
+    for f in FAMILIES.values():
+        ok = [h.name for h in HEADS.values() if head_fits(h, f) is None]
+        no = [f"{h.name} (needs {head_fits(h, f).split(' (')[0]})" for h in HEADS.values() if head_fits(h, f) is not None]
+        print(f"  {f.name:9s} {f.models}; {f.description}; scores with a {f.scoring}")
+        print(f"            heads: {', '.join(ok)}" + (f"; not: {', '.join(no)}" if no else ""))
     from ..model.second import SECOND_BACKBONES
 
     print("\nsecond backbones (--vfm, weights with --vfm-weights PATH; cost of one 224 x 224 window):")

@@ -1,8 +1,13 @@
-"""Run an open_clip vision transformer block by block to get dense features.
+"""Run a CLIP vision tower block by block to get dense features.
 
 The loop is written out (rather than calling ``visual.forward``) because every method of ovss
 needs something in the middle of it: dense heads replace the last block, test-time adaptation
-reads intermediate layers, and prompt tuning inserts learned tokens at each layer.
+reads intermediate layers, and prompt tuning inserts learned tokens at each layer. It is written
+once, against the tower adapters of ``ovss.model.towers`` (open_clip's ViT, timm's SigLIP ViT,
+EVA-02 and PE-Core), so every head runs on every family.
+
+Token layout everywhere: ``prefix`` tokens (the class token; none on SigLIP), then the learned
+prompt tokens (``n_prompt``, OpenDAS), then the h x w patches in row-major order.
 """
 from __future__ import annotations
 
@@ -14,49 +19,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import OvssError
-from .heads import DenseHead, get_head
+from ..model.blocks import resize_pos_embed
+from ..model.towers import tower_for
+from .heads import DenseHead, check_head_fits, get_head
 from .precision import autocast, check_precision, quantized_copy
 
 
-def resize_pos_embed(pos: torch.Tensor, native: tuple[int, int], grid: tuple[int, int], rule: str = "offset") -> torch.Tensor:
-    """Positional embeddings (1 + n*n, D) for a new patch grid ``grid``.
-
-    ``offset``: bicubic with ``scale_factor = ((h + 0.1) / n, (w + 0.1) / n)``, unchanged when the
-    grid is the native one (NACLIP, SCLIP, ClearCLIP). ``size``: bicubic to ``size=(h, w)``
-    (MaskCLIP); ``size-aa``: the same with antialiasing (GEM; torch's antialiased bicubic kernel
-    differs from the plain one even when enlarging). The class token's embedding is kept.
-    """
-    if tuple(grid) == tuple(native):
-        return pos
-    cls_pos, patch_pos = pos[:1], pos[1:]
-    n_h, n_w = native
-    dim = pos.shape[-1]
-    patch_pos = patch_pos.reshape(1, n_h, n_w, dim).permute(0, 3, 1, 2)
-    h, w = grid
-    if rule == "offset":
-        resized = F.interpolate(patch_pos, scale_factor=((h + 0.1) / n_h, (w + 0.1) / n_w), mode="bicubic", align_corners=False)
-    elif rule == "size":
-        resized = F.interpolate(patch_pos, size=(h, w), mode="bicubic", align_corners=False)
-    elif rule == "size-aa":
-        resized = F.interpolate(patch_pos, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
-    else:
-        raise ValueError(f"unknown position-embedding rule {rule!r}")
-    assert resized.shape[-2:] == (h, w), (resized.shape, grid)
-    return torch.cat([cls_pos, resized.permute(0, 2, 3, 1).reshape(h * w, dim)], dim=0)
-
-
-def gaussian_window(grid: tuple[int, int], std: float, device=None, dtype=None) -> torch.Tensor:
+def gaussian_window(grid: tuple[int, int], std: float, device=None, dtype=None, prefix: int = 1) -> torch.Tensor:
     """NACLIP's neighbourhood bias: exp(-d^2 / (2 std^2)) between patches, peak 1, not normalised.
 
-    Returns (1 + hw, 1 + hw) with zeros on the class token's row and column.
+    Returns (prefix + hw, prefix + hw) with zeros on the prefix (class) tokens' rows and columns.
     """
     h, w = grid
     ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
     coords = torch.stack([ys.flatten(), xs.flatten()], dim=1).to(torch.float64)
     d2 = torch.cdist(coords, coords).pow(2)
     window = torch.exp(-d2 / (2 * std * std))
-    out = torch.zeros(h * w + 1, h * w + 1, dtype=torch.float64, device=device)
-    out[1:, 1:] = window
+    out = torch.zeros(h * w + prefix, h * w + prefix, dtype=torch.float64, device=device)
+    out[prefix:, prefix:] = window
     return out.to(dtype or torch.float32)
 
 
@@ -79,33 +59,33 @@ class DenseFeatures:
 
 
 class DenseEncoder(nn.Module):
-    """Dense features of a frozen open_clip ViT with one of the training-free heads."""
+    """Dense features of a frozen CLIP vision tower with one of the training-free heads."""
 
     def __init__(self, visual: nn.Module, head: str | DenseHead = "naclip", second: nn.Module | None = None,
                  input_mean: Sequence[float] | None = None, input_std: Sequence[float] | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", model_name: str | None = None):
         """``second``: the second backbone of heads that need one (``ovss.model.second``), with
         ``input_mean``/``input_std``, the normalisation of the images given to ``forward``.
-        ``precision``: fp32 (exact), or a fast mode of ``ovss.dense.precision``."""
+        ``precision``: fp32 (exact), or a fast mode of ``ovss.dense.precision``. ``model_name``
+        names the backbone in refusals."""
         super().__init__()
-        if not hasattr(visual, "transformer") or not hasattr(visual, "conv1"):
-            raise OvssError("dense heads need an open_clip VisionTransformer (ViT-*) model; ResNet and timm towers are not supported")
-        if getattr(visual, "attn_pool", None) is not None:
-            raise OvssError("models with attentional pooling (CoCa) are not supported by the dense heads; pick a CLIP ViT")
-        blocks = visual.transformer.resblocks
-        if not isinstance(blocks[-1].attn, nn.MultiheadAttention):
-            raise OvssError("this model's attention blocks are not supported by the dense heads; pick a CLIP ViT")
+        name = model_name or type(visual).__name__
+        tower = tower_for(visual, name)  # one line where the tower's family has no adapter
+        self.head = get_head(head)
+        check_head_fits(self.head, tower, name)
         device = next(visual.parameters()).device
         self.precision = check_precision(precision, device)
         # int8: a quantised copy that shares every non-Linear tensor with ``visual``
         self.visual = quantized_copy(visual) if precision == "int8" else visual
-        self.head = get_head(head)
         if self.precision in self.head.unoffered_precisions:
             raise OvssError(f"precision={precision!r} is not offered with the {self.head.name} head: it agreed with fp32 "
                             "on fewer than 99 % of pixels on ShapesWorld (docs/benchmarks.md); use bf16 or fp32",
                             param="precision")
-        self.native_grid = tuple(visual.grid_size)
-        self.patch_size = tuple(visual.patch_size)
+        self.__dict__["tower"] = tower_for(self.visual, name)  # a plain object (its modules are visual's)
+        self.prefix = self.tower.prefix
+        self.native_grid = self.tower.native_grid
+        self.patch_size = self.tower.patch_size
+        self.__dict__["_blocks"] = self.tower.blocks
         self._window_cache: dict[tuple, torch.Tensor] = {}
         # kept outside the module tree: adaptation methods that walk the encoder's parameters
         # must not see (or train) the second backbone
@@ -114,23 +94,30 @@ class DenseEncoder(nn.Module):
 
     def autocast(self):
         """The precision's autocast context; every forward of the encoder runs inside it."""
-        return autocast(self.precision, self.visual.conv1.weight.device)
+        return autocast(self.precision, self.tower.device)
 
     @property
-    def blocks(self) -> nn.ModuleList:
-        return self.visual.transformer.resblocks
+    def blocks(self) -> list:
+        """The tower's blocks as ``ovss.model.blocks.BlockAdapter``s (their modules' parts reachable too)."""
+        return self._blocks
 
     def embed(self, images: torch.Tensor, rule: str | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Patch embedding + class token + (resized) position embedding + ln_pre."""
-        v = self.visual
-        x = v.conv1(images.to(v.conv1.weight.dtype))  # fp16 weights (the mlmp protocol on CUDA) take fp16 input
-        grid = (x.shape[-2], x.shape[-1])
-        x = x.flatten(2).transpose(1, 2)
-        cls = v.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], 1, -1)
-        x = torch.cat([cls, x], dim=1)
-        pos = resize_pos_embed(v.positional_embedding, self.native_grid, grid, rule or self.head.pos_resize)
-        x = x + pos.to(x.dtype)
-        return v.ln_pre(x), grid
+        """Patch embedding + prefix tokens + (resized) position embedding + pre-norm."""
+        return self.tower.embed(images, rule or self.head.pos_resize)
+
+    def run_block(self, i: int, x: torch.Tensor, grid: tuple[int, int], n_prompt: int = 0) -> torch.Tensor:
+        """Block ``i`` unchanged on tokens ``x`` (with ``n_prompt`` prompt tokens after the prefix)."""
+        return self.blocks[i](x, grid, self.prefix + n_prompt)
+
+    def insert_prompts(self, x: torch.Tensor, prompt: torch.Tensor, n_prompt: int) -> tuple[torch.Tensor, int]:
+        """``x`` with its ``n_prompt`` prompt tokens replaced by ``prompt`` (K x D); returns K too."""
+        p = prompt.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+        P = self.prefix
+        return torch.cat([x[:, :P], p, x[:, P + n_prompt:]], dim=1), p.shape[1]
+
+    def without_prompts(self, x: torch.Tensor, n_prompt: int) -> torch.Tensor:
+        P = self.prefix
+        return torch.cat([x[:, :P], x[:, P + n_prompt:]], dim=1) if n_prompt else x
 
     def forward(
         self,
@@ -144,8 +131,8 @@ class DenseEncoder(nn.Module):
         """Encode a batch of windows (B x 3 x H x W, normalised) into dense features.
 
         ``layers``: block indices (0-based, negative from the end) whose output tokens are
-        returned; the last block's output is the head's. ``prompts``: per-block learned tokens (K x D) inserted after the class token
-        (deep visual prompts); ``None`` entries keep the previous block's prompts. Runs in the
+        returned; the last block's output is the head's. ``prompts``: per-block learned tokens (K x D) inserted after the prefix
+        (class) token (deep visual prompts); ``None`` entries keep the previous block's prompts. Runs in the
         encoder's precision (``autocast``). ``attention_taps``: blocks (not the last) whose attention
         outputs are returned too (the block is run in its two residual steps, which is ``block(x)``
         exactly). ``shared_global``: the global embedding from ``head_and_global`` (one pass for the
@@ -166,11 +153,9 @@ class DenseEncoder(nn.Module):
         history: list[torch.Tensor] | None = [] if self.head.needs_history else None
         for i, block in enumerate(self.blocks):
             if prompts is not None and i < len(prompts) and prompts[i] is not None:
-                p = prompts[i].to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
-                x = torch.cat([x[:, :1], p, x[:, 1 + n_prompt:]], dim=1)
-                n_prompt = p.shape[1]
+                x, n_prompt = self.insert_prompts(x, prompts[i], n_prompt)
             if history is not None:  # multi-level heads: prompt tokens take no part in them
-                history.append(torch.cat([x[:, :1], x[:, 1 + n_prompt:]], dim=1) if n_prompt else x)
+                history.append(self.without_prompts(x, n_prompt))
             if i == n_blocks - 1:
                 glob = None
                 if with_global and shared_global:
@@ -178,37 +163,41 @@ class DenseEncoder(nn.Module):
                 else:
                     dense = self.head_block(x, grid, n_prompt=n_prompt, history=history, proxy=proxy)
                     if with_global:
-                        glob = self.global_embedding(block(x), n_prompt)
+                        glob = self.global_embedding(self.run_block(i, x, grid, n_prompt), n_prompt)
             elif i in taps:  # block(x), in its two residual steps, keeping the attention output
-                a = block.ls_1(block.attention(q_x=block.ln_1(x)))
+                a = block.ls_1(block.attention(block.ln_1(x), grid, self.prefix + n_prompt))
                 attention[i] = a
                 x = x + a
-                x = x + block.ls_2(block.mlp(block.ln_2(x)))
+                x = x + block.ffn(x)
             else:
-                x = block(x)
+                x = self.run_block(i, x, grid, n_prompt)
             if i in wanted:
                 out_layers[i] = x if i < n_blocks - 1 else dense
-        patch = self.project(dense[:, 1 + n_prompt:])
+        patch = self.project(dense[:, self.prefix + n_prompt:])
         if proxy is not None:  # ProxyCLIP's features lie on the second backbone's grid
             grid = tuple(proxy.shape[-2:])
         patch = patch.reshape(x.shape[0], grid[0], grid[1], -1)
         return DenseFeatures(patch=patch, grid=grid, global_embedding=glob, layers=out_layers, attention=attention)
 
     def project(self, tokens: torch.Tensor) -> torch.Tensor:
-        """ln_post then proj, token by token (the class token's path in CLIP)."""
-        tokens = self.visual.ln_post(tokens)
-        return tokens @ self.visual.proj if self.visual.proj is not None else tokens
+        """Tokens into the joint space one by one: the class token's path in CLIP (ln_post then
+        proj), or an attention pool's value path where the tower pools that way (``ovss.model.towers``)."""
+        return self.tower.project(tokens)
 
     def global_embedding(self, tokens: torch.Tensor, n_prompt: int = 0) -> torch.Tensor:
         """CLIP's image embedding from the final tokens, pooled as the model was trained."""
-        v = self.visual
-        tokens = torch.cat([tokens[:, :1], tokens[:, 1 + n_prompt:]], dim=1)
-        if getattr(v, "final_ln_after_pool", False):
-            pooled, _ = v._global_pool(tokens)
-            pooled = v.ln_post(pooled)
-        else:
-            pooled, _ = v._global_pool(v.ln_post(tokens))
-        return pooled @ v.proj if v.proj is not None else pooled
+        return self.tower.global_embedding(self.without_prompts(tokens, n_prompt))
+
+    def image_embedding(self, images: torch.Tensor, prompts: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """CLIP's image embedding (B x E) of normalised images with unchanged blocks (no head),
+        with deep visual ``prompts`` as in ``forward``."""
+        x, grid = self.embed(images)
+        n = 0
+        for i in range(len(self.blocks)):
+            if prompts is not None and i < len(prompts) and prompts[i] is not None:
+                x, n = self.insert_prompts(x, prompts[i], n)
+            x = self.run_block(i, x, grid, n)
+        return self.global_embedding(x, n)
 
     def proxy_features(self, images: torch.Tensor) -> torch.Tensor:
         """The second backbone's patch features (B x C x h x w) of CLIP-normalised ``images``."""
@@ -221,10 +210,10 @@ class DenseEncoder(nn.Module):
         x = renormalise(images, *self.input_norm, spec.mean, spec.std)
         return second_features(self.second, x.to(next(self.second.vit.parameters()).dtype), resize_pos_embed).to(images.dtype)
 
-    def head_block(self, x: torch.Tensor, grid: tuple[int, int], block: nn.Module | None = None, n_prompt: int = 0,
+    def head_block(self, x: torch.Tensor, grid: tuple[int, int], block=None, n_prompt: int = 0,
                    history: list[torch.Tensor] | None = None, proxy: torch.Tensor | None = None,
-                   mix: torch.Tensor | None = None, feedback=None, qkv: torch.Tensor | None = None) -> torch.Tensor:
-        """Run ``block`` (the last one by default) the head's way on tokens ``x``.
+                   mix: torch.Tensor | None = None, feedback=None, qkv: tuple | None = None) -> torch.Tensor:
+        """Run ``block`` (the last one by default, a ``BlockAdapter``) the head's way on tokens ``x``.
 
         Multi-level heads (``head.levels``) and ResCLIP's mix (``head.rcs``) need ``history``:
         the tokens (without prompt tokens) that entered each block, ``x`` last; prompt tokens of
@@ -232,44 +221,47 @@ class DenseEncoder(nn.Module):
         computed (``cross_correlation_attention``), in place of ``history``. ``feedback``:
         ResCLIP's semantic feedback (``ovss.dense.feedback.SemanticFeedback``) for heads with
         similarity terms, mixed into each term's logits before the softmax.
-        ``qkv``: ``in_proj(ln_1(x))`` when the caller has it already (``head_and_global``).
+        ``qkv``: the block's ``qkv(ln_1(x))`` when the caller has it already (``head_and_global``).
         """
         head = self.head
+        P = self.prefix
         if head.needs_history and history is None and (head.levels or mix is None):
             raise ValueError(f"the {head.name} head reads earlier blocks: pass the tokens that entered each block")
         if head.levels:
             from .multilevel import multilevel_tokens
 
-            out = multilevel_tokens(head.levels, self.blocks, history, grid)
-            return torch.cat([out[:, :1], x[:, 1:1 + n_prompt], out[:, 1:]], dim=1) if n_prompt else out
+            out = multilevel_tokens(head.levels, self.blocks, history, grid, P)
+            return torch.cat([out[:, :P], x[:, P:P + n_prompt], out[:, P:]], dim=1) if n_prompt else out
         block = block if block is not None else self.blocks[-1]
-        if head.second:  # ProxyCLIP: rows 0 .. n_prompt stand in for the class and prompt tokens
+        if head.second:  # ProxyCLIP: rows 0 .. P + n_prompt stand in for the prefix and prompt tokens
             if proxy is None:
                 raise ValueError(f"the {head.name} head needs the second backbone's features (proxy_features)")
             from .proxy import proxy_attention
 
-            y = block.ln_1(torch.cat([x[:, :1], x[:, 1 + n_prompt:]], dim=1) if n_prompt else x)
-            return torch.cat([x[:, :1 + n_prompt], proxy_attention(block.attn, y, grid, proxy)], dim=1)
+            y = block.ln_1(self.without_prompts(x, n_prompt))
+            return torch.cat([x[:, :P + n_prompt], proxy_attention(block, y, grid, proxy, P)], dim=1)
+        skip = P + n_prompt
         if head.attention == "vanilla" and head.residual and head.ffn:
-            return block(x)
+            return block(x, grid, skip)
         y = block.ln_1(x)
-        attn = block.attn
         if head.attention == "vanilla":
-            a = attn(y, y, y, need_weights=False)[0]
+            a = block.attention(y, grid, skip)
         else:
             if head.rcs is not None and mix is None:
                 if n_prompt:
                     raise OvssError(f"the {head.name} head does not take visual prompts; pick a head without +rcs")
                 from .multilevel import cross_correlation_attention
 
-                mix = cross_correlation_attention(self.blocks, history)
+                mix = cross_correlation_attention(self.blocks, history, grid=grid, prefix=P)
             if feedback is not None and n_prompt:
                 raise OvssError("ResCLIP's semantic feedback does not take visual prompts")
-            a = self._custom_attention(attn, y, grid, n_prompt, mix if head.rcs is not None else None, feedback, qkv)
+            if qkv is None:
+                qkv = block.qkv(y, grid, skip)
+            a = self._custom_attention(block, qkv, grid, n_prompt, mix if head.rcs is not None else None, feedback)
         a = block.ls_1(a)
         x = x + a if head.residual else a
         if head.ffn:
-            x = x + block.ls_2(block.mlp(block.ln_2(x)))
+            x = x + block.ffn(x)
         return x
 
     def head_and_global(self, x: torch.Tensor, grid: tuple[int, int], n_prompt: int = 0,
@@ -279,45 +271,37 @@ class DenseEncoder(nn.Module):
 
         Why: a method that needs both (MLMP's local and global entropies) would otherwise run the
         last block twice. Both paths read the same ``ln_1(x)`` and q / k / v projection, so they are
-        computed once; and when the model pools its class token (real CLIP ViTs), CLIP's unchanged
+        computed once; and when the model pools its class token (CLIP ViTs, EVA-02), CLIP's unchanged
         path is run for the class token's row only, since the pooled embedding depends on nothing else.
         Equal to the two separate calls up to float rounding (tested).
         """
         block, head = self.blocks[-1], self.head
+        skip = self.prefix + n_prompt
         if head.attention == "vanilla" and head.residual and head.ffn:  # the head's output is CLIP's own
-            dense = block(x)
+            dense = block(x, grid, skip)
             return dense, self.global_embedding(dense, n_prompt)
-        attn = block.attn
         y = block.ln_1(x)
-        qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)
+        qkv = block.qkv(y, grid, skip)
         dense = self.head_block(x, grid, block, n_prompt, history=history, proxy=proxy, qkv=qkv)
-        B, N, D = y.shape
-        H = attn.num_heads
-        q, k, v = (t.reshape(B, N, H, D // H).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
-        rows = 1 if getattr(self.visual, "pool_type", None) == "tok" else N
-        a = F.scaled_dot_product_attention(q[:, :, :rows], k, v)  # CLIP's attention, softmax(q k^T / sqrt(d)) v
-        a = attn.out_proj(a.transpose(1, 2).reshape(B, rows, D))
+        q, k, v = qkv
+        N = y.shape[1]
+        rows = 1 if self.tower.pools_class_token else N
+        a = block.out(F.scaled_dot_product_attention(q[:, :, :rows], k, v))  # CLIP's attention, softmax(q k^T / sqrt(d)) v
         tokens = x[:, :rows] + block.ls_1(a)
-        tokens = tokens + block.ls_2(block.mlp(block.ln_2(tokens)))
+        tokens = tokens + block.ffn(tokens)
         return dense, self.global_embedding(tokens, n_prompt if rows == N else 0)
 
-    def _custom_attention(self, attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[int, int], n_prompt: int,
-                          mix: torch.Tensor | None = None, feedback=None, qkv: torch.Tensor | None = None) -> torch.Tensor:
-        B, N, D = y.shape
-        H = attn.num_heads
-        d = D // H
-        if qkv is None:
-            qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)
-        q, k, v = qkv.chunk(3, dim=-1)
-        q, k, v = (t.reshape(B, N, H, d).transpose(1, 2) for t in (q, k, v))
+    def _custom_attention(self, block, qkv: tuple, grid: tuple[int, int], n_prompt: int,
+                          mix: torch.Tensor | None = None, feedback=None) -> torch.Tensor:
+        q, k, v = qkv
         if self.head.attention == "value":
             out = v
         else:
-            scale = d ** -0.5
-            pick = {"q": q, "k": k}
+            scale = q.shape[-1] ** -0.5
+            pick = {"q": q, "k": k, "v": v}
             bias = None
             if self.head.gaussian_std is not None:
-                bias = self._window(grid, n_prompt, y.device, y.dtype)
+                bias = self._window(grid, n_prompt, q.device, q.dtype)
             weights = 0
             for term in self.head.terms:
                 logits = (pick[term[0]] @ pick[term[1]].transpose(-2, -1)) * scale
@@ -333,16 +317,16 @@ class DenseEncoder(nn.Module):
                 tau, lam = self.head.rcs
                 weights = tau * ((1 - lam) * weights + lam * mix)
             out = weights.to(v.dtype) @ v
-        out = out.transpose(1, 2).reshape(B, N, D)
-        return attn.out_proj(out)
+        return block.out(out)
 
     def _window(self, grid, n_prompt, device, dtype) -> torch.Tensor:
         key = (tuple(grid), n_prompt, self.head.gaussian_std, str(device), dtype)
         if key not in self._window_cache:
-            w = gaussian_window(grid, self.head.gaussian_std, device=device, dtype=dtype)
+            P = self.prefix
+            w = gaussian_window(grid, self.head.gaussian_std, device=device, dtype=dtype, prefix=P)
             if n_prompt:  # prompt tokens get no neighbourhood, like the class token
                 full = torch.zeros(w.shape[0] + n_prompt, w.shape[1] + n_prompt, device=device, dtype=dtype)
-                keep = torch.cat([torch.tensor([0]), torch.arange(1 + n_prompt, w.shape[0] + n_prompt)]).to(device)
+                keep = torch.cat([torch.arange(P), torch.arange(P + n_prompt, w.shape[0] + n_prompt)]).to(device)
                 full[keep[:, None], keep[None, :]] = w
                 w = full
             self._window_cache[key] = w

@@ -52,6 +52,8 @@ class DenseHead:
     unoffered_precisions: fast precisions (``ovss.dense.precision``) this head refuses because they
     missed the quality bar (>= 99 % of pixels agreeing with fp32 on ShapesWorld validation,
     docs/benchmarks.md); SC-CLIP's outlier search amplifies int8's small changes.
+    needs: what the head needs from the vision tower (``TOWER_NEEDS``); a tower that lacks one is
+    refused with one line naming head and backbone (``check_head_fits``).
     """
 
     name: str
@@ -65,6 +67,7 @@ class DenseHead:
     rcs: tuple[float, float] | None = None
     second: str | None = None
     unoffered_precisions: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -96,7 +99,7 @@ HEADS: dict[str, DenseHead] = {
         description="ProxyCLIP: a second backbone's (DINO) patch similarity attends over the last block's values",
     ),
     "scclip": DenseHead(
-        "scclip", "kk", residual=False, ffn=False, levels="scclip", unoffered_precisions=("int8",),
+        "scclip", "kk", residual=False, ffn=False, levels="scclip", unoffered_precisions=("int8",), needs=("class_token",),
         description="SC-CLIP: anomaly tokens repaired, mid-layer similarity guides the last block, multi-level fusion",
     ),
 }
@@ -118,6 +121,30 @@ def with_rcs(base: DenseHead, weights: tuple[float, float] = RCS_DEFAULT) -> Den
 
 for _base in ("sclip", "clearclip", "naclip"):
     HEADS[f"{_base}+rcs"] = with_rcs(HEADS[_base])
+
+
+# what a head may need from a tower: a test on a ``ovss.model.towers.Tower`` (or a ``Family``: both
+# have ``prefix``) and the words of a refusal
+TOWER_NEEDS = {
+    "class_token": (lambda tower: tower.prefix > 0, "a class token (its output adds the class token back)"),
+}
+
+
+def head_fits(head: DenseHead, tower) -> str | None:
+    """None when ``tower`` has everything ``head`` needs, else what it lacks (words)."""
+    for need in head.needs:
+        test, words = TOWER_NEEDS[need]
+        if not test(tower):
+            return words
+    return None
+
+
+def check_head_fits(head: DenseHead, tower, model: str) -> None:
+    """One line naming head and backbone when the head cannot run on the tower."""
+    lacking = head_fits(head, tower)
+    if lacking is not None:
+        raise OvssError(f"the {head.name} head needs {lacking}; {model} ({tower.family} tower) has none: "
+                        "pick another head or backbone", param="head")
 
 
 def get_head(name: str | DenseHead) -> DenseHead:

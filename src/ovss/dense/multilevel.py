@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from ..model.blocks import BlockAdapter, merge_heads  # noqa: F401  (merge_heads: one copy, re-exported)
 
 # --------------------------------------------------------------------------------------- GEM
 
@@ -50,27 +51,21 @@ class GemSettings:
 GEM = GemSettings()
 
 
-def split_heads(attn: nn.MultiheadAttention, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """q, k, v of tokens ``y`` (B x N x D) through ``attn``'s input projection, as B x H x N x d."""
-    B, N, D = y.shape
-    H = attn.num_heads
-    q, k, v = F.linear(y, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-    return tuple(t.reshape(B, N, H, D // H).transpose(1, 2) for t in (q, k, v))
+def split_heads(block: BlockAdapter, y: torch.Tensor, grid: tuple[int, int] | None = None,
+                skip: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q, k, v of tokens ``y`` (B x N x D) through ``block``'s input projection, as B x H x N x d
+    (rotary embeddings for ``grid`` on the tokens after ``skip``, where the tower has them)."""
+    return block.qkv(y, grid, skip)
 
 
-def merge_heads(out: torch.Tensor) -> torch.Tensor:
-    """B x H x N x d -> B x N x (H d)."""
-    B, H, N, d = out.shape
-    return out.transpose(1, 2).reshape(B, N, H * d)
-
-
-def self_self_attention(attn: nn.MultiheadAttention, y: torch.Tensor, settings: GemSettings = GEM) -> torch.Tensor:
-    """GEM's self-self attention of ``ln_1`` tokens ``y`` (B x N x D), through ``out_proj``.
+def self_self_attention(block: BlockAdapter, y: torch.Tensor, settings: GemSettings = GEM,
+                        grid: tuple[int, int] | None = None, skip: int = 1) -> torch.Tensor:
+    """GEM's self-self attention of ``ln_1`` tokens ``y`` (B x N x D), through the output projection.
 
     For t in (v, k, q): ``iterations`` times t <- softmax(t^ t^T tau) t^ with t^ = t / |t|, then
     the weights softmax(t^ t^T tau) are applied to v; the three outputs are averaged.
     """
-    q, k, v = split_heads(attn, y)
+    q, k, v = split_heads(block, y, grid, skip)
     d = q.shape[-1]
     if settings.temperature is None:
         tau = y.norm(dim=-1).mean(dim=-1).view(-1, 1, 1, 1) * d ** -0.5
@@ -86,10 +81,11 @@ def self_self_attention(attn: nn.MultiheadAttention, y: torch.Tensor, settings: 
             t = F.normalize(t, dim=-1)
             t = weights(t) @ t
         total = total + weights(F.normalize(t, dim=-1)) @ v
-    return attn.out_proj(merge_heads(total / 3))
+    return block.out(total / 3)
 
 
-def gem_tokens(blocks: nn.ModuleList, history: list[torch.Tensor], settings: GemSettings = GEM) -> torch.Tensor:
+def gem_tokens(blocks: list[BlockAdapter], history: list[torch.Tensor], settings: GemSettings = GEM,
+               grid: tuple[int, int] | None = None, prefix: int = 1) -> torch.Tensor:
     """GEM's path: it starts as the tokens entering its first block and adds each block's self-self
     attention of the unchanged model's tokens (no FFN)."""
     n = len(blocks)
@@ -97,7 +93,7 @@ def gem_tokens(blocks: nn.ModuleList, history: list[torch.Tensor], settings: Gem
     path = history[start]
     for i in range(start, n):
         block = blocks[i]
-        path = path + block.ls_1(self_self_attention(block.attn, block.ln_1(history[i]), settings))
+        path = path + block.ls_1(self_self_attention(block, block.ln_1(history[i]), settings, grid, prefix))
     return path
 
 
@@ -189,19 +185,20 @@ def aggregate(tokens: torch.Tensor, similarity: torch.Tensor, cut: float) -> tor
     return (w / (w.sum(dim=-1, keepdim=True) + 1e-6)) @ tokens
 
 
-def guided_attention(attn: nn.MultiheadAttention, y: torch.Tensor, similarity: torch.Tensor) -> torch.Tensor:
+def guided_attention(block: BlockAdapter, y: torch.Tensor, similarity: torch.Tensor,
+                     grid: tuple[int, int] | None = None) -> torch.Tensor:
     """SC-CLIP's last-block attention on patch tokens ``y`` (B x hw x D): the mean of
     softmax(k k^T / sqrt d) and softmax of the similarity shifted by its mean (over the whole
     batch, as the authors compute it for one image) times 3, negatives masked; then out_proj."""
-    q, k, v = split_heads(attn, y)
+    q, k, v = split_heads(block, y, grid, 0)
     d = q.shape[-1]
     guide = (similarity - similarity.mean()) * 3.0
     guide = guide.masked_fill(guide < 0, float("-inf")).softmax(dim=-1)[:, None]
     weights = (guide + (k @ k.transpose(-2, -1) * d ** -0.5).softmax(dim=-1)) / 2
-    return attn.out_proj(merge_heads(weights @ v))
+    return block.out(weights @ v)
 
 
-def scclip_tokens(blocks: nn.ModuleList, history: list[torch.Tensor], grid: tuple[int, int],
+def scclip_tokens(blocks: list[BlockAdapter], history: list[torch.Tensor], grid: tuple[int, int],
                   settings: ScClipSettings = SCCLIP) -> torch.Tensor:
     """SC-CLIP's dense tokens, B x (1 + hw) x D; its output has no class token, so the class
     token of the last block's input stands in row 0 (it is not a prediction)."""
@@ -228,11 +225,11 @@ def scclip_tokens(blocks: nn.ModuleList, history: list[torch.Tensor], grid: tupl
         x = as_tokens(repair_anomalies(as_map(last_in[sl, 1:]), mask))
         guide = cosine_similarity_map(as_tokens(repair_anomalies(as_map(outputs[sim_i][sl, 1:]), mask)))
         x = aggregate(x, guide, settings.cut)
-        x = guided_attention(last.attn, last.ln_1(x), guide) + settings.cls_weight * cls
+        x = guided_attention(last, last.ln_1(x), guide, grid) + settings.cls_weight * cls
         refine = cosine_similarity_map(outputs[refine_i][sl, 1:])
         x = aggregate(x, refine, settings.cut)
         fused = torch.stack([outputs[i][sl] for i in range(lo, hi)]).sum(dim=0)
-        extra = guided_attention(last.attn, last.ln_1(fused[:, 1:]), guide) + settings.cls_weight * fused[:, :1]
+        extra = guided_attention(last, last.ln_1(fused[:, 1:]), guide, grid) + settings.cls_weight * fused[:, :1]
         x = x + aggregate(extra, refine, settings.cut)
         results.append(torch.cat([cls, x], dim=1))
     return torch.cat(results)
@@ -264,22 +261,25 @@ class RcsSettings:
 RCS = RcsSettings()
 
 
-def cross_correlation_attention(blocks: nn.ModuleList, history: list[torch.Tensor], settings: RcsSettings = RCS) -> torch.Tensor:
+def cross_correlation_attention(blocks: list[BlockAdapter], history: list[torch.Tensor], settings: RcsSettings = RCS,
+                                grid: tuple[int, int] | None = None, prefix: int = 1) -> torch.Tensor:
     """ResCLIP's R: the mean over the chosen intermediate blocks of their own soft-maxed q-k
     attention (B x H x N x N), computed on the tokens that entered them."""
     maps = []
     for i in settings.blocks(len(blocks)):
-        q, k, _ = split_heads(blocks[i].attn, blocks[i].ln_1(history[i]))
+        q, k, _ = split_heads(blocks[i], blocks[i].ln_1(history[i]), grid, prefix)
         maps.append((q * q.shape[-1] ** -0.5 @ k.transpose(-2, -1)).softmax(dim=-1))
     return torch.stack(maps).mean(dim=0)
 
 
-def multilevel_tokens(name: str, blocks: nn.ModuleList, history: list[torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:
-    """The dense tokens of multi-level head ``name`` from the tokens that entered each block."""
+def multilevel_tokens(name: str, blocks: list[BlockAdapter], history: list[torch.Tensor], grid: tuple[int, int],
+                      prefix: int = 1) -> torch.Tensor:
+    """The dense tokens of multi-level head ``name`` from the tokens that entered each block
+    (``prefix``: tokens before the patches; SC-CLIP needs a class token, ``DenseHead.needs``)."""
     if len(history) != len(blocks):
         raise ValueError(f"{name}: history holds {len(history)} entries for {len(blocks)} blocks")
     if name == "gem":
-        return gem_tokens(blocks, history)
+        return gem_tokens(blocks, history, grid=grid, prefix=prefix)
     if name == "scclip":
         return scclip_tokens(blocks, history, grid)
     raise ValueError(f"unknown multi-level head {name!r}")

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from ..model.blocks import merge_heads
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,16 @@ def second_features(backbone, images: torch.Tensor, resize_pos_embed) -> torch.T
     return x[:, 1:].transpose(1, 2).reshape(B, D, h, w)
 
 
-def proxy_attention(attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[int, int], proxy: torch.Tensor,
+def proxy_attention(block, y: torch.Tensor, grid: tuple[int, int], proxy: torch.Tensor, prefix: int = 1,
                     settings: ProxySettings = PROXY) -> torch.Tensor:
-    """ProxyCLIP's last-block attention: tokens ``y`` (B x (1 + hw) x D, after ln_1) on CLIP's
-    ``grid``, correspondence ``proxy`` (B x C x H x W) -> B x HW x D on the proxy's grid."""
+    """ProxyCLIP's last-block attention: tokens ``y`` (B x (prefix + hw) x D, after ln_1) on CLIP's
+    ``grid``, correspondence ``proxy`` (B x C x H x W) -> B x HW x D on the proxy's grid.
+    ``block``: a ``ovss.model.blocks.BlockAdapter`` (its values and output projection)."""
     B, N, D = y.shape
     H_, W_ = proxy.shape[-2:]
-    heads = attn.num_heads
-    d = D // heads
-    v = F.linear(y, attn.in_proj_weight[2 * D:], attn.in_proj_bias[2 * D:])[:, 1:]  # patch values only
+    v = merge_heads(block.qkv(y, grid, prefix)[2])[:, prefix:]  # patch values only
+    heads = block.num_heads
+    d = v.shape[-1] // heads
     v = v.reshape(B, grid[0], grid[1], heads * d).permute(0, 3, 1, 2)
     v = F.interpolate(v.reshape(B * heads, d, *grid), size=(H_, W_), mode="bilinear", align_corners=False)
     v = v.reshape(B, heads, d, H_ * W_).transpose(-2, -1)  # B x heads x HW x d
@@ -71,5 +73,4 @@ def proxy_attention(attn: nn.MultiheadAttention, y: torch.Tensor, grid: tuple[in
     sim = p.transpose(1, 2) @ p  # B x HW x HW
     sim = (sim - sim.mean(dim=(1, 2), keepdim=True) * settings.beta) * settings.gamma
     weights = sim.masked_fill(sim < 0, float("-inf")).softmax(dim=-1).to(v.dtype)
-    out = (weights[:, None] @ v).transpose(1, 2).reshape(B, H_ * W_, D)
-    return attn.out_proj(out)
+    return block.out(weights[:, None] @ v)

@@ -65,8 +65,15 @@ class ClipModel:
         return tuple(self.clip.visual.image_size)
 
     @property
+    def tower(self):
+        """The vision tower's adapter (``ovss.model.towers``): its family, geometry and blocks."""
+        from .towers import tower_for
+
+        return tower_for(self.clip.visual, self.name)
+
+    @property
     def patch_size(self) -> tuple[int, int]:
-        return tuple(self.clip.visual.patch_size)
+        return self.tower.patch_size
 
     @property
     def device(self) -> torch.device:
@@ -74,7 +81,7 @@ class ClipModel:
 
     @property
     def num_layers(self) -> int:
-        return len(self.clip.visual.transformer.resblocks)
+        return len(self.tower.modules)
 
     def describe(self) -> dict:
         return {"model": self.name, "pretrained": self.pretrained, **self.info}
@@ -128,6 +135,7 @@ def load_model(
             "a local checkpoint file, or 'none' for random weights"
         )
     check_device(device)
+    check_tokenizer(open_clip, name)
     if pretrained is None:
         pretrained = next(iter(EMBEDDED_WEIGHTS[name]))
 
@@ -175,7 +183,11 @@ def load_model(
             ) from None
         source = f"open_clip tag {pretrained}"
     clip = clip.to(device).eval()
-    tokenizer = open_clip.get_tokenizer(name)
+    try:
+        tokenizer = open_clip.get_tokenizer(name)
+    except Exception as e:  # a Hugging Face tokenizer is fetched from the hub: no network, no tokenizer
+        raise OvssError(f"cannot load the tokenizer of {name} ({e.__class__.__name__}: no network, or a missing "
+                        "package?); install 'ovss[siglip]' and fetch it once where a network exists") from None
     mean = tuple(getattr(clip.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN)
     std = tuple(getattr(clip.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD)
     info = {"weights": source, "activation": activation_of(clip)}
@@ -252,6 +264,26 @@ def check_model_name(name: str) -> None:
         close = [m for m in models if name.lower().replace("/", "-") == m.lower()]
         hint = f" (did you mean {close[0]}?)" if close else " (run 'ovss models' to list them)"
         raise OvssError(f"unknown model '{name}'{hint}")
+
+
+# optional extras: the packages a model's tokenizer needs -> the extra that installs them
+TOKENIZER_EXTRAS = {"siglip": ("transformers", "sentencepiece")}
+
+
+def check_tokenizer(open_clip, name: str) -> None:
+    """One line naming the optional extra when ``name``'s tokenizer (or text tower) needs packages that
+    are not installed (SigLIP's and SigLIP 2's tokenizers, NLLB-CLIP's text tower come from Hugging
+    Face ``transformers``), before any weights are built."""
+    import importlib.util
+
+    text = (open_clip.get_model_config(name) or {}).get("text_cfg") or {}
+    if not (text.get("hf_tokenizer_name") or text.get("hf_model_name")):
+        return
+    missing = [p for p in TOKENIZER_EXTRAS["siglip"] if importlib.util.find_spec(p) is None]
+    if missing:
+        what = "text tower" if text.get("hf_model_name") else "tokenizer"
+        raise OvssError(f"model '{name}' needs a Hugging Face {what} ({', '.join(missing)} not installed): "
+                        "install the optional extra, pip install 'ovss[siglip]'")
 
 
 def needs_weights(name: str | None, pretrained: str | None) -> bool:

@@ -61,9 +61,15 @@ class PromptLearner(nn.Module):
         if text_k and not hasattr(tower, "token_embedding"):
             raise OvssError(f"text prompts need an open_clip text tower; {model.name} has another kind; "
                             "use visual prompts only (the vpt method, or text_k=0)", param="text_k")
+        pool = getattr(tower, "text_pool_type", getattr(tower, "pool_type", "argmax"))
+        if text_k and pool != "argmax":  # the K prompts replace the words after CLIP's start token
+            raise OvssError(f"text prompts need CLIP's text tower (a start token, end-token pooling); {model.name}'s pools "
+                            f"the {pool!r} token (SigLIP): use visual prompts only (the vpt method, or text_k=0)",
+                            param="text_k")
         # kept out of the module tree, so parameters() and state_dict() hold only the prompts
-        self.__dict__["_clip"] = {"model": model, "encoder": DenseEncoder(model.visual, "clip"), "text": text}
-        self.visual_width = int(model.visual.class_embedding.shape[-1])
+        self.__dict__["_clip"] = {"model": model, "encoder": DenseEncoder(model.visual, "clip", model_name=model.name),
+                                 "text": text}
+        self.visual_width = self.encoder.tower.width
         self.text_width = int(tower.token_embedding.weight.shape[1]) if hasattr(tower, "token_embedding") else 0
         self.visual_k, self.text_k = int(visual_k), int(text_k)
         self.visual_depth = _resolve_depth(self.visual_k, visual_depth, model.num_layers, "visual")
@@ -124,17 +130,8 @@ class PromptLearner(nn.Module):
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """Normalised CLIP image embeddings (B x E) of normalised images, with the visual prompts."""
-        enc = self.encoder
-        prompts = self.visual_prompts()
-        x, _ = enc.embed(images)
-        n = 0
-        for i, block in enumerate(enc.blocks):  # the global path only: the dense forward would also run a head
-            if prompts is not None and i < len(prompts):
-                p = prompts[i].to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
-                x = torch.cat([x[:, :1], p, x[:, 1 + n:]], dim=1)
-                n = p.shape[1]
-            x = block(x)
-        return F.normalize(enc.global_embedding(x, n).float(), dim=-1)
+        # the global path only: the dense forward would also run a head
+        return F.normalize(self.encoder.image_embedding(images, self.visual_prompts()).float(), dim=-1)
 
     def encode_names(self, names: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """Normalised text embeddings (N x E) of class names or queries, with the text prompts."""

@@ -5,8 +5,7 @@ batch; ``predict`` turns the cached patch features into per-class scores for any
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -23,6 +22,11 @@ from ..text import ClassList, TextEncoder, parse_classes
 from .presets import Preset, check_second_backbone, default_preset, get_preset
 from .protocol import FP16_LN_FP32, checkpoint_logit_scale, fp16_with_fp32_layernorm
 from .resize import resize_bilinear_uint8
+# the results live in .results; EncodedImage, label_shares and stitch_patch_features are imported
+# from here by other modules too
+from .results import (EncodedImage, SegmentationResult, drop_small_classes, label_shares, max_by_class,  # noqa: F401
+                      max_over_classes, stitch_patch_features)
+from .scoring import model_scoring
 from . import bounded
 from .bounded import windows_per_chunk
 from .sliding import pad_to_multiple, resized_size, window_boxes
@@ -36,63 +40,6 @@ class PromptAddition(Protocol):
     def text_encoder(self, model: ClipModel) -> TextEncoder: ...
 
     def describe(self) -> dict: ...
-
-
-@dataclass
-class SegmentationResult:
-    """logits: C x H x W class scores (scaled cosine similarity, max over synonyms);
-    probs: C x H x W (softmax over all queries, max over synonyms); labels: H x W class indices.
-
-    For very large outputs (see ``ovss.segment.bounded``) logits and probs are at a smaller size
-    and ``reduced`` says which; labels and ``confidence`` (H x W best class probability, before
-    ``prob_thd``) are always at the output size.
-    """
-
-    logits: torch.Tensor
-    probs: torch.Tensor
-    labels: torch.Tensor
-    classes: ClassList
-    confidence: torch.Tensor | None = None
-    reduced: dict | None = None
-
-    def shares(self) -> dict[str, float]:
-        return label_shares(self.labels, self.classes)
-
-
-def stitch_patch_features(enc, patch_size: tuple[int, int]) -> torch.Tensor:
-    """The windows' patch features of an encoded image as one gh x gw x E grid over the resized
-    image, overlapping windows averaged patch by patch, then normalised (``Segmenter`` averages
-    logits per pixel instead; OVSNet's decoder reads features on the patch grid)."""
-    ph, pw = patch_size
-    gh, gw = math.ceil(enc.input_size[0] / ph), math.ceil(enc.input_size[1] / pw)
-    feats = enc.features
-    total = feats.new_zeros(gh, gw, feats.shape[-1])
-    count = feats.new_zeros(gh, gw, 1)
-    for (y1, y2, x1, x2), f in zip(enc.boxes, feats):
-        r, c = round(y1 / ph), round(x1 / pw)
-        nh, nw = min(math.ceil((y2 - y1) / ph), gh - r), min(math.ceil((x2 - x1) / pw), gw - c)
-        total[r:r + nh, c:c + nw] += f[:nh, :nw]
-        count[r:r + nh, c:c + nw] += 1
-    return F.normalize(total / count.clamp_min(1), dim=-1)
-
-
-def label_shares(labels: torch.Tensor, classes: ClassList) -> dict[str, float]:
-    """Share of the pixels given to each class (pixels outside the class indices, such as 255
-    "unlabelled", count in the total but in no class)."""
-    counts = torch.bincount(labels.flatten().long().cpu(), minlength=len(classes)).double()
-    return {n: float(c) for n, c in zip(classes.names, counts[: len(classes)] / counts.sum())}
-
-
-@dataclass
-class EncodedImage:
-    size: tuple[int, int]  # original H, W
-    input_size: tuple[int, int]  # resized H, W
-    image: torch.Tensor  # 1 x 3 x h x w normalised, resized
-    boxes: list[tuple[int, int, int, int]]
-    features: torch.Tensor  # B x h x w x E, normalised patch features of each window
-    padded: tuple[int, int]  # padded window size
-    bounded_from: tuple[int, int] | None = None  # the preset's input size, when memory bounds made it smaller
-    last_block: tuple | None = None  # ResCLIP's SFR: (tokens entering the last block, RCS mix or None) per window
 
 
 class Segmenter:
@@ -118,7 +65,10 @@ class Segmenter:
         # the head is one of the preset's settings: a chosen head replaces the preset's, so that
         # ``settings()`` records the head that ran (resume and reports compare these settings)
         self.preset = get_preset(preset or default_preset(self.model, dataset), dataset).with_overrides(head=head, **overrides)
-        if self.preset.logit_scale_from_checkpoint and overrides.get("logit_scale") is None:
+        # SigLIP: a sigmoid per query with the model's logit bias, meaningful with the model's own scale
+        self.scoring = model_scoring(self.model)
+        if ((self.preset.logit_scale_from_checkpoint or self.scoring.kind == "sigmoid")
+                and overrides.get("logit_scale") is None):
             self.preset = replace(self.preset, logit_scale=checkpoint_logit_scale(self.model))
         if self.preset.cuda_precision == FP16_LN_FP32 and self.device.type == "cuda":
             if self.model.info.get("weights_precision") != FP16_LN_FP32:
@@ -133,7 +83,8 @@ class Segmenter:
             second = load_second_backbone(self.preset.second_backbone or self.head.second, self.preset.second_weights,
                                           device=self.model.device)
         # precision: fp32, or a fast mode (dense.precision)
-        encoder_options = dict(second=second, input_mean=self.model.mean, input_std=self.model.std, precision=precision)
+        encoder_options = dict(second=second, input_mean=self.model.mean, input_std=self.model.std, precision=precision,
+                               model_name=self.model.name)
         # ResCLIP's semantic feedback refinement: a step of predict (it needs the class list), on
         # heads whose last block has similarity terms; other heads run without it (settings say so)
         self.sfr = tuple(self.preset.sfr_weights) if self.preset.sfr_weights is not None and takes_feedback(self.head) else None
@@ -168,6 +119,8 @@ class Segmenter:
             extra.update(self.encoder.second.describe())
         if self.prompts is not None:
             extra["prompts"] = self.prompts.describe()
+        if self.scoring.kind != "softmax":  # softmax: what every result before SigLIP ran, unrecorded
+            extra.update(self.scoring.describe())
         return {**self.preset.settings(), **extra, **self.model.describe(), "precision": self.precision}
 
     # image side -----------------------------------------------------------------------------
@@ -340,7 +293,8 @@ class Segmenter:
         out = self.encoder(batch, layers=[i - 1 for i in rcs_blocks] + [n - 2])
         mix = None
         if rcs_blocks:  # the tokens entering block i are block i - 1's output
-            mix = cross_correlation_attention(self.encoder.blocks, {i: out.layers[i - 1] for i in rcs_blocks})
+            mix = cross_correlation_attention(self.encoder.blocks, {i: out.layers[i - 1] for i in rcs_blocks},
+                                              grid=out.grid, prefix=self.encoder.prefix)
         return F.normalize(out.patch.float(), dim=-1), (out.layers[n - 2], mix)
 
     def semantic_feedback_features(self, enc: EncodedImage, text: torch.Tensor) -> torch.Tensor:
@@ -365,13 +319,19 @@ class Segmenter:
             scores = torch.einsum("hwe,qe->qhw", enc.features[b], text)[None]
             scores = F.interpolate(scores, size=enc.padded, mode="bilinear", align_corners=False)
             scores = pamr(window, scores, SFR.pamr_iterations, SFR.pamr_dilations)
-            probs = (scores[0] * self.preset.logit_scale).softmax(dim=0)
+            probs = self.scoring.probs(scores[0] * self.preset.logit_scale)
             labels = patch_labels(probs, self.model.patch_size, self.preset.sfr_threshold)
             matrix = feedback_attention(labels[: grid[0], : grid[1]]).to(tokens_in.dtype)
+            P = self.encoder.prefix
+            if P != 1:  # the matrix has one class-token row and column (zero); SigLIP has no class token
+                full = matrix.new_zeros(P + matrix.shape[0] - 1, P + matrix.shape[1] - 1)
+                full[P:, P:] = matrix[1:, 1:]
+                matrix = full
             feedback = SemanticFeedback(matrix[None, None], self.sfr)
             x = self.encoder.head_block(tokens_in[b : b + 1], grid, mix=None if mix is None else mix[b : b + 1],
                                         feedback=feedback)
-            refined.append(F.normalize(self.encoder.project(x[:, 1:]).float(), dim=-1).reshape(grid[0], grid[1], -1))
+            refined.append(F.normalize(self.encoder.project(x[:, self.encoder.prefix:]).float(), dim=-1)
+                           .reshape(grid[0], grid[1], -1))
         return torch.stack(refined)
 
     def window_logits_to_image(self, enc: EncodedImage, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -416,14 +376,14 @@ class Segmenter:
                 enc.image, size=size, mode="bilinear", align_corners=False)
             query_logits = pamr(image, query_logits[None])[0]
         scaled = query_logits * p.logit_scale
-        probs_q = scaled.softmax(dim=0)
+        probs_q = self.scoring.probs(scaled)
         index = torch.tensor(classes.query_to_class, device=scaled.device)
         n = len(classes)
-        logits = _max_by_class(scaled, index, n)
-        probs = _max_by_class(probs_q, index, n)
-        best, labels = _max_over_classes(probs)
+        logits = max_by_class(scaled, index, n)
+        probs = max_by_class(probs_q, index, n)
+        best, labels = max_over_classes(probs)
         if p.area_thd > 0:
-            labels = _drop_small_classes(labels, probs, p.area_thd)
+            labels = drop_small_classes(labels, probs, p.area_thd)
         if p.prob_thd > 0:
             labels[best < p.prob_thd] = 0
         return SegmentationResult(logits=logits, probs=probs, labels=labels, classes=classes, confidence=best)
@@ -457,17 +417,17 @@ class Segmenter:
         n = len(classes)
 
         def classify(band: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return _max_over_classes(_max_by_class((band * p.logit_scale).softmax(dim=0), index, n))
+            return max_over_classes(max_by_class(self.scoring.probs(band * p.logit_scale), index, n))
 
         best, labels = bounded.decode_in_bands(src, size, classify)
         if p.area_thd > 0:
             counts = torch.bincount(labels.flatten(), minlength=n).float()
             small = (counts <= p.area_thd * counts[1:].sum()) & (counts > 0)
             small[0] = False
-            if small.any():  # as _drop_small_classes: small classes lose their pixels to the next best
+            if small.any():  # as drop_small_classes: small classes lose their pixels to the next best
 
                 def reclassify(band: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                    probs = _max_by_class((band * p.logit_scale).softmax(dim=0), index, n)
+                    probs = max_by_class(self.scoring.probs(band * p.logit_scale), index, n)
                     probs[small] = 0.0
                     return probs[0], probs.argmax(dim=0)
 
@@ -478,45 +438,11 @@ class Segmenter:
         if tuple(src.shape[-2:]) != score_size:
             src = F.interpolate(src[None], size=score_size, mode="bilinear", align_corners=False)[0]
         scaled = src * p.logit_scale
-        logits = _max_by_class(scaled, index, n)
-        probs = _max_by_class(scaled.softmax(dim=0), index, n)
+        logits = max_by_class(scaled, index, n)
+        probs = max_by_class(self.scoring.probs(scaled), index, n)
         if score_size != size:
             reduced["scores_size"] = list(score_size)
         return SegmentationResult(logits=logits, probs=probs, labels=labels, classes=classes,
                                   confidence=best, reduced=reduced)
 
 
-def _max_by_class(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
-    """Max over the synonym rows of each class: Q x H x W -> C x H x W."""
-    if values.shape[0] == n:
-        return values
-    return torch.stack([values[index == c].amax(dim=0) for c in range(n)])
-
-
-def _max_over_classes(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(max, argmax) over dim 0 of C x H x W, first index on ties.
-
-    A loop over the classes of whole-image comparisons: reducing over the outer dimension of a
-    large tensor is several times slower on CPU, and this runs on every image at full size.
-    """
-    best = probs[0].clone()
-    labels = torch.zeros(probs.shape[1:], dtype=torch.long, device=probs.device)
-    for c in range(1, probs.shape[0]):
-        better = probs[c] > best
-        best = torch.where(better, probs[c], best)
-        labels.masked_fill_(better, c)
-    return best, labels
-
-
-def _drop_small_classes(labels: torch.Tensor, probs: torch.Tensor, area_thd: float) -> torch.Tensor:
-    """SCLIP's area threshold: a foreground class (index >= 1) whose predicted area is at most
-    ``area_thd`` of all foreground pixels loses its pixels to the next best class."""
-    counts = torch.bincount(labels.flatten(), minlength=probs.shape[0]).float()
-    foreground = counts[1:].sum()
-    small = (counts <= area_thd * foreground) & (counts > 0)
-    small[0] = False
-    if not small.any():
-        return labels
-    masked = probs.clone()
-    masked[small] = 0.0
-    return masked.argmax(dim=0)
