@@ -248,34 +248,6 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def check_output_dir(path: str | os.PathLike) -> Path:
-    """Make sure ``path`` is (or can become) a writable folder, before any heavy work starts.
-
-    Names the real problem in one line: a file where the folder should be, a file above it, a
-    read-only place, or a pseudo file system such as /proc. Creates nothing: a probe file is made
-    and removed in the folder, or in its nearest existing parent, so a run stopped by a later
-    mistake leaves no empty output folder behind.
-    """
-    path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise OvssError(f"{path} is a file, not a folder")
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OvssError(f"{path} lies under {parent}, which is a file, not a folder")
-    resolved = path.resolve()
-    if resolved.parts[:2] in (("/", "proc"), ("/", "sys")):
-        raise OvssError(f"{path} is in the kernel's pseudo file system /{resolved.parts[1]}; pick a normal folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".ovss-probe.", dir=parent)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as e:
-        raise OvssError(f"cannot write into {parent} ({e.strerror or e.__class__.__name__}); pick a writable folder") from None
-    return path
-
-
 def inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
     """Whether ``path`` is ``folder`` or lies inside it (both resolved, links followed)."""
     p, f = Path(path).expanduser().resolve(), Path(folder).expanduser().resolve()
