@@ -33,6 +33,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     make.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
     make.add_argument("--split", default="val", help="split name (default: val)")
     make.add_argument("--size", default="224", help="image side, or HxW such as 224x320 (default: 224)")
+    make.add_argument("--world", default="shapesworld",
+                      help="shapesworld (19 classes) or shapesworld2 (189 classes in contexts; default: shapesworld)")
+    make.add_argument("--benchmark", default=None,
+                      help="ShapesWorld 2 class list: sw2-20 (default), sw2-59, sw2-150 or sw2-all")
     make.set_defaults(func=run_make)
 
     make3d = verbs.add_parser(
@@ -72,6 +76,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="share of night/sketch training scenes")
     train.add_argument("--level-weight", type=float, default=recipe.level_weight,
                        help="weight of the region term on the intermediate blocks MLMP fuses (0: off)")
+    train.add_argument("--world", default=recipe.world, help="shapesworld or shapesworld2 (default: shapesworld)")
+    train.add_argument("--augment", type=float, default=recipe.augment,
+                       help="share of images with a random photometric augmentation (default: 0)")
+    train.add_argument("--init", default=recipe.init, help="start from these weights (.safetensors; default: from scratch)")
+    train.add_argument("--warmup", type=int, default=recipe.warmup, help="warm-up steps")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     train.set_defaults(func=run_train)
@@ -106,10 +115,13 @@ def parse_size(text: str) -> int | tuple[int, int]:
 def run_make(args: argparse.Namespace) -> int:
     from ..world import check_style, write_dataset
 
-    check_style(args.style)
+    if args.world == "shapesworld":
+        check_style(args.style)
     size = parse_size(args.size)
-    out = write_dataset(args.out_dir, args.n, style=args.style, seed=args.seed, split=args.split, size=size)
-    print(f"ShapesWorld: {args.n} {args.style} images of split {args.split!r} in {out}")
+    out = write_dataset(args.out_dir, args.n, style=args.style, seed=args.seed, split=args.split, size=size,
+                        world=args.world, benchmark=args.benchmark)
+    title = "ShapesWorld 2" if args.world == "shapesworld2" else "ShapesWorld"
+    print(f"{title}: {args.n} {args.style} images of split {args.split!r} in {out}")
     return 0
 
 
@@ -129,13 +141,16 @@ def run_train(args: argparse.Namespace) -> int:
     from ..tinyclip.train import TinyClipRecipe, train_tiny_clip
 
     options = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed", "workers", "regions", "style_share",
-                                            "level_weight")}
+                                            "level_weight", "world", "augment", "init", "warmup")}
     options = {k: v for k, v in options.items() if v is not None}
     for k in ("steps", "batch_size"):
         if k in options and options[k] < 1:
             raise OvssError(f"--{k.replace('_', '-')} must be at least 1 (got {options[k]})")
     if not str(args.out).endswith(".safetensors"):
         raise OvssError(f"--out {args.out!r} must name a .safetensors file")
+    from ..world.worlds import get_world
+
+    get_world(args.world)  # an unknown world is refused before any training starts
     if args.threads:
         import torch
 
