@@ -94,6 +94,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--n", type=int, default=50, help="validation scenes per scenario (default: 50)")
     ev.add_argument("--quick", action="store_true", help="only zero-shot accuracy and naclip on clean scenes")
     ev.add_argument("--out", default=None, help="write the report as JSON here, and as Markdown next to it")
+    ev.add_argument("--world", default="shapesworld",
+                    help="shapesworld, or shapesworld2: zero-shot accuracy and naclip mIoU per benchmark")
+    ev.add_argument("--benchmark", action="append", default=None,
+                    help="ShapesWorld 2 benchmark(s) to measure (repeatable; default: sw2-20)")
     ev.set_defaults(func=run_eval)
     return parser
 
@@ -161,6 +165,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    import json
     from pathlib import Path
 
     from ..files import write_json, write_text
@@ -168,6 +173,15 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..tinyclip.quality import quality_report, report_markdown
 
     model = load_model("ovss-tiny", args.weights) if args.weights else load_model()
+    if args.world == "shapesworld2":
+        from ..tinyclip.quality2 import quality_report2
+
+        report = quality_report2(model, n=args.n, benchmarks=tuple(args.benchmark or ("sw2-20",)))
+        report["model"] = model.describe()
+        print(json.dumps(report, indent=1))
+        if args.out:
+            write_json(args.out, report)
+        return 0
     if args.quick:
         report = quality_report(model, n=args.n, heads=("naclip",), corruptions=(), styles=())
     else:
