@@ -15,11 +15,16 @@ import numpy as np
 from ..errors import OvssError
 from .scene import MIN_OBJECT_PIXELS, MIN_STUFF_FRACTION, Scene, _pick, _size
 from .sw2_classes import (
-    CLASS_INDEX2, CLASSES2, CONTEXTS, RECOLOR, STUFF2, STYLES2, SYNONYMS2, THING_ZONE, THINGS,
+    BENCHMARKS, CLASS_INDEX2, CLASSES2, CONTEXTS, RECOLOR, STUFF2, STYLES2, SYNONYMS2, THING_ZONE, THINGS,
 )
 from .sw2_render import PERMUTATIONS, color_name, icon_image, render2
 
 MAX_THINGS = 6
+# Real photo collections are not uniform over classes: people, cars, dogs... are everywhere. The
+# VOC-like classes of the default benchmark are drawn this many times more often than the rest
+# of a context's things, so that benchmark has its classes in most scenes, as VOC has.
+COMMON = frozenset(BENCHMARKS["sw2-20"])
+COMMON_WEIGHT = 4.0
 THING_SIZE = (0.14, 0.42)  # long side of a thing's box, as a fraction of the image side
 _ASPECT = 1.0  # the icons are square cells; the drawn shape inside keeps its own proportions
 _INDOOR = {"wall", "tiles", "wallpaper"}
@@ -91,8 +96,10 @@ def _place_things(rng: np.random.Generator, ctx: dict, stuff: np.ndarray, bands:
     h, w = stuff.shape
     side = min(h, w)
     placed, boxes = [], []
+    names = list(ctx["things"])
+    weights = np.asarray([COMMON_WEIGHT if n in COMMON else 1.0 for n in names])
     for _ in range(int(rng.integers(2, MAX_THINGS + 1))):
-        name = str(rng.choice(ctx["things"]))
+        name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
         where, zone = _zone_pixels(stuff, THING_ZONE[name], bands)
         if where.size == 0:
             continue
