@@ -38,7 +38,10 @@ def zero_shot_accuracy2(model, benchmark: str = "sw2-20", n_per_class: int = 10,
     from ..text import TextEncoder
 
     things = [c for c in BENCHMARKS[benchmark] if c not in STUFF2]
-    emb = TextEncoder(model).encode_classes(class_list2(things), templates)
+    from ..text import parse_classes
+
+    # one name a class (no synonyms): one text embedding a class, in the order of ``things``
+    emb = TextEncoder(model).encode_classes(parse_classes([[n] for n in things]), templates)
     size = model.image_size[0]
     correct = 0
     for k, name in enumerate(things):
