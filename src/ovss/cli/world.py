@@ -33,6 +33,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     make.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
     make.add_argument("--split", default="val", help="split name (default: val)")
     make.add_argument("--size", default="224", help="image side, or HxW such as 224x320 (default: 224)")
+    make.add_argument("--world", default="shapesworld",
+                      help="shapesworld (19 classes) or shapesworld2 (189 classes in contexts; default: shapesworld)")
+    make.add_argument("--benchmark", default=None,
+                      help="ShapesWorld 2 class list: sw2-20 (default), sw2-59, sw2-150 or sw2-all")
     make.set_defaults(func=run_make)
 
     make3d = verbs.add_parser(
@@ -72,6 +76,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="share of night/sketch training scenes")
     train.add_argument("--level-weight", type=float, default=recipe.level_weight,
                        help="weight of the region term on the intermediate blocks MLMP fuses (0: off)")
+    train.add_argument("--world", default=recipe.world, help="shapesworld or shapesworld2 (default: shapesworld)")
+    train.add_argument("--augment", type=float, default=recipe.augment,
+                       help="share of images with a random photometric augmentation (default: 0)")
+    train.add_argument("--init", default=recipe.init, help="start from these weights (.safetensors; default: from scratch)")
+    train.add_argument("--warmup", type=int, default=recipe.warmup, help="warm-up steps")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     train.set_defaults(func=run_train)
@@ -85,6 +94,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--n", type=int, default=50, help="validation scenes per scenario (default: 50)")
     ev.add_argument("--quick", action="store_true", help="only zero-shot accuracy and naclip on clean scenes")
     ev.add_argument("--out", default=None, help="write the report as JSON here, and as Markdown next to it")
+    ev.add_argument("--world", default="shapesworld",
+                    help="shapesworld, or shapesworld2: zero-shot accuracy and naclip mIoU per benchmark")
+    ev.add_argument("--benchmark", action="append", default=None,
+                    help="ShapesWorld 2 benchmark(s) to measure (repeatable; default: sw2-20)")
     ev.set_defaults(func=run_eval)
     return parser
 
@@ -110,10 +123,13 @@ def parse_size(text: str) -> int | tuple[int, int]:
 def run_make(args: argparse.Namespace) -> int:
     from ..world import check_style, write_dataset
 
-    check_style(args.style)
+    if args.world == "shapesworld":
+        check_style(args.style)
     size = parse_size(args.size)
-    out = write_dataset(args.out_dir, args.n, style=args.style, seed=args.seed, split=args.split, size=size)
-    print(f"ShapesWorld: {args.n} {args.style} images of split {args.split!r} in {out}")
+    out = write_dataset(args.out_dir, args.n, style=args.style, seed=args.seed, split=args.split, size=size,
+                        world=args.world, benchmark=args.benchmark)
+    title = "ShapesWorld 2" if args.world == "shapesworld2" else "ShapesWorld"
+    print(f"{title}: {args.n} {args.style} images of split {args.split!r} in {out}")
     return 0
 
 
@@ -133,13 +149,16 @@ def run_train(args: argparse.Namespace) -> int:
     from ..tinyclip.train import TinyClipRecipe, train_tiny_clip
 
     options = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed", "workers", "regions", "style_share",
-                                            "level_weight")}
+                                            "level_weight", "world", "augment", "init", "warmup")}
     options = {k: v for k, v in options.items() if v is not None}
     for k in ("steps", "batch_size"):
         if k in options and options[k] < 1:
             raise OvssError(f"--{k.replace('_', '-')} must be at least 1 (got {options[k]})")
     if not str(args.out).endswith(".safetensors"):
         raise OvssError(f"--out {args.out!r} must name a .safetensors file")
+    from ..world.worlds import get_world
+
+    get_world(args.world)  # an unknown world is refused before any training starts
     if args.threads:
         import torch
 
@@ -150,6 +169,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    import json
     from pathlib import Path
 
     from ..files import write_json, write_text
@@ -157,6 +177,15 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..tinyclip.quality import quality_report, report_markdown
 
     model = load_model("ovss-tiny", args.weights) if args.weights else load_model()
+    if args.world == "shapesworld2":
+        from ..tinyclip.quality2 import quality_report2
+
+        report = quality_report2(model, n=args.n, benchmarks=tuple(args.benchmark or ("sw2-20",)))
+        report["model"] = model.describe()
+        print(json.dumps(report, indent=1))
+        if args.out:
+            write_json(args.out, report)
+        return 0
     if args.quick:
         report = quality_report(model, n=args.n, heads=("naclip",), corruptions=(), styles=())
     else:

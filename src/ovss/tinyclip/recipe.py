@@ -26,3 +26,11 @@ class TinyClipRecipe:
     level_weight: float = 0.0
     workers: int = 1
     bf16: bool = True
+    world: str = "shapesworld"  # the world the images come from: shapesworld or shapesworld2
+    # share of training images given a random photometric augmentation (noise, blur, haze,
+    # contrast, brightness, colour jitter, grey): the partial robustness real CLIPs get from data
+    augment: float = 0.0
+    # weights to start from ("" = from scratch): a fine-tune of an embedded model on a new world
+    # keeps what it learnt (stuff textures, the prompt templates) and needs far fewer steps
+    init: str = ""
+    checkpoint_every: int = 50  # steps between resumable checkpoints (FILE.ckpt.pt); 0: none

@@ -18,10 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..files import save_safetensors, write_json
-from ..world.captions import caption_for
-from ..world.classes import OBJECT_COLORS, OBJECTS, STYLES
-from ..world.scene import make_object_image, make_scene
+from ..errors import OvssError
+from ..files import atomic_write, save_safetensors, write_json
+from ..world.worlds import get_world, single_thing_caption
 from .recipe import TinyClipRecipe
 from ..outputs import as_job
 
@@ -40,38 +39,39 @@ def _template_caption(names: list[str], rng: np.random.Generator, templates: tup
 class PairStream(torch.utils.data.IterableDataset):
     """An endless, seeded stream of (image uint8 3 x S x S, caption) pairs."""
 
-    def __init__(self, cfg: TinyClipRecipe, templates: tuple[str, ...]):
+    def __init__(self, cfg: TinyClipRecipe, templates: tuple[str, ...], start_step: int = 0):
         self.cfg = cfg
         self.templates = templates
+        self.world = get_world(cfg.world)
+        self.start_step = start_step  # a resumed run draws a fresh stream, not the first one again
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
-        rng = np.random.default_rng([self.cfg.seed, worker])
+        key = [self.cfg.seed, worker] + ([self.start_step] if self.start_step else [])
+        rng = np.random.default_rng(key)
         while True:
             yield self.sample(rng)
 
     def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, str, torch.Tensor, list[str]]:
-        cfg, s = self.cfg, self.cfg.image_size
+        cfg, s, world = self.cfg, self.cfg.image_size, self.world
         style = "default"
         if cfg.style_share > 0 and rng.random() < cfg.style_share:
-            style = str(rng.choice([x for x in STYLES if x != "default"]))
+            style = str(rng.choice([x for x in world.styles if x != "default"]))
         seed = TRAIN_SEED_BASE + int(rng.integers(2**40))
         if rng.random() < cfg.object_share:
-            name = str(rng.choice(OBJECTS))
-            image, _ = make_object_image(name, seed, size=s, style=style)
-            words = [name]
+            name = str(rng.choice(world.things))
+            image, _, color = world.object_image(name, seed, s, style)
             if rng.random() < 0.5:
-                caption = _template_caption(words, rng, self.templates)
+                caption = _template_caption([name], rng, self.templates)
             else:
-                color = str(rng.choice(OBJECT_COLORS[name]))
-                caption = str(rng.choice(("a {} {}", "a photo of a {} {}.", "a {} {} on its own"))).format(color, name)
+                caption = single_thing_caption(world, name, color, rng)
             boxes, region_captions = torch.full((cfg.regions, 4), -1, dtype=torch.long), [""] * cfg.regions
         else:
             size = int(s / rng.uniform(0.35, 1.0))
-            scene = make_scene(seed, size=size, style=style)
+            scene = world.make_scene(seed, size=size, style=style)
             y0, x0 = (int(rng.integers(0, size - s + 1)) for _ in range(2))
-            objects = [m for (c, m), a in zip(scene.instances, scene.attributes) if a.get("color")]
+            objects = [m for (c, m), a in zip(scene.instances, scene.attributes) if a]
             if objects and rng.random() < cfg.object_crop_share:
                 ys, xs = np.nonzero(objects[int(rng.integers(len(objects)))])
                 cy, cx = int(ys.mean()), int(xs.mean())
@@ -82,8 +82,10 @@ class PairStream(torch.utils.data.IterableDataset):
             if present and rng.random() < cfg.template_share:
                 caption = _template_caption(list(present), rng, self.templates)
             else:
-                caption = caption_for(present, rng)
+                caption = world.caption(scene, present, rng)
             boxes, region_captions = self.regions(scene, y0, x0, rng)
+        if cfg.augment > 0 and rng.random() < cfg.augment:
+            image = augment(image, rng)
         return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), caption, boxes, region_captions
 
     def regions(self, scene, y0: int, x0: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[str]]:
@@ -103,8 +105,36 @@ class PairStream(torch.utils.data.IterableDataset):
             if rng.random() < cfg.template_share:
                 captions[r] = _template_caption(list(present), rng, self.templates)
             else:
-                captions[r] = caption_for(present, rng)
+                captions[r] = self.world.caption(scene, present, rng)
         return boxes, captions
+
+
+def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random photometric change of an H x W x 3 uint8 image (pixels only, so captions stay
+    true): noise, blur, haze, contrast, brightness, colour jitter or grey. Generic changes of the
+    kinds real photos vary in, not ImageNet-C's own functions (those stay the test)."""
+    from PIL import Image, ImageFilter
+
+    x = image.astype(np.float32)
+    kind = int(rng.integers(7))
+    if kind == 0:
+        x += rng.normal(0, rng.uniform(8, 40), size=x.shape)
+    elif kind == 1:
+        im = Image.fromarray(image).filter(ImageFilter.GaussianBlur(float(rng.uniform(0.8, 2.5))))
+        x = np.asarray(im, dtype=np.float32)
+    elif kind == 2:
+        haze = rng.uniform(0.3, 0.7)
+        x = (1 - haze) * x + haze * rng.uniform(170, 240)
+    elif kind == 3:
+        c = rng.uniform(0.3, 0.7)
+        x = x.mean() + c * (x - x.mean())
+    elif kind == 4:
+        x = x * rng.uniform(0.4, 1.6)
+    elif kind == 5:
+        x = x * rng.uniform(0.6, 1.4, size=(1, 1, 3))
+    else:
+        x = np.repeat(x.mean(axis=2, keepdims=True), 3, axis=2)
+    return np.clip(x, 0, 255).astype(np.uint8)
 
 
 def _pool_regions(patches: torch.Tensor, boxes: torch.Tensor, region_captions) -> tuple[list[torch.Tensor], list[str]]:
@@ -209,17 +239,37 @@ def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress
     torch.manual_seed(cfg.seed)
     open_clip = open_clip_with_ovss_configs()
     model = create_architecture(open_clip, MODEL_NAME)
+    init_tokens: set[int] = set()
+    if cfg.init:
+        from ..model.loading import read_checkpoint
+
+        state = read_checkpoint(cfg.init)
+        model.load_state_dict(state, strict=True)
+        # keep the rows the initial weights knew, so the shipped file still holds them
+        init_tokens = set(torch.nonzero(state["token_embedding.weight"].abs().sum(dim=1)).flatten().tolist())
     tokenizer = open_clip.get_tokenizer(MODEL_NAME)
     model.train()
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
     templates = tuple(dict.fromkeys(get_templates("imagenet80") + SEVEN))
-    stream = PairStream(cfg, templates)
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    ckpt_path = out.with_suffix(".ckpt.pt")
+    first_step, used_tokens, log, spent = 0, set(init_tokens), [], 0.0
+    if ckpt_path.exists():
+        # resume: the same recipe only (a checkpoint of another recipe is refused, not mixed in)
+        ckpt = torch.load(ckpt_path, weights_only=True)
+        if json.loads(ckpt["config"]) != asdict(cfg):
+            raise OvssError(f"{ckpt_path} was written with another recipe; delete it or choose another out")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        first_step, spent = int(ckpt["step"]), float(ckpt["seconds"])
+        used_tokens = set(ckpt["tokens"].tolist())
+        log = json.loads(ckpt["log"])
+    stream = PairStream(cfg, templates, start_step=first_step)
     loader = torch.utils.data.DataLoader(
         stream, batch_size=cfg.batch_size, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
     )
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
 
     def lr_at(step: int) -> float:
         if step < cfg.warmup:
@@ -228,11 +278,9 @@ def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
     levels = fused_layers(len(model.visual.transformer.resblocks), cfg.level_fraction)[:-1]
-    used_tokens: set[int] = set()
-    log = []
-    start = time.time()
-    bar = tqdm(total=cfg.steps, desc="train ovss-tiny", unit="step", disable=not progress)
-    for step, (images, captions, boxes, region_captions) in enumerate(loader):
+    start = time.time() - spent
+    bar = tqdm(total=cfg.steps, initial=first_step, desc="train ovss-tiny", unit="step", disable=not progress)
+    for step, (images, captions, boxes, region_captions) in enumerate(loader, start=first_step):
         if step >= cfg.steps:
             break
         for g in opt.param_groups:
@@ -276,6 +324,11 @@ def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress
             log.append({"step": step, "loss": round(loss.item(), 4), "batch_acc": round(acc, 3),
                         "logit_scale": round(scale.item(), 2), "seconds": round(time.time() - start, 1)})
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}")
+        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step + 1,
+                     "seconds": time.time() - start, "tokens": torch.tensor(sorted(used_tokens)),
+                     "log": json.dumps(log), "config": json.dumps(asdict(cfg))}
+            atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
         bar.update(1)
     bar.close()
     model.eval()
@@ -284,4 +337,6 @@ def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress
     summary = {"model": MODEL_NAME, "config": asdict(cfg), "seconds": round(time.time() - start, 1),
                "tokens_seen": len(used_tokens), "log": log}
     write_json(out.with_suffix(".train.json"), summary)
+    if ckpt_path.exists():
+        ckpt_path.unlink()  # the run is complete: its resumable state is no longer needed
     return summary

@@ -34,7 +34,9 @@ WORLD_VERSION = 1
 # draws its seeds from 1e10 up never sees an exported scene.
 SPLIT_OFFSETS = {"train": 0, "val": 400_000, "test": 700_000}
 # Meta fields that must match for an existing folder to be resumed.
-_KEY_FIELDS = ("format", "world_version", "style", "seed", "split", "size", "classes")
+_KEY_FIELDS = ("format", "world_version", "style", "seed", "split", "size", "classes", "world", "benchmark")
+# ShapesWorld 2's scenes change with this number (ShapesWorld's with WORLD_VERSION).
+WORLD2_VERSION = 1
 
 
 def scene_seed(seed: int, split: str, i: int) -> int:
@@ -88,12 +90,20 @@ def check_export_target(out_dir, n: int, split: str, what: str) -> Path:
 @as_job("world make")
 def write_dataset(out_dir: str | Path, n: int, style: str = "default", seed: int = 0,
                   split: str = "val", size: int | tuple[int, int] = 224,
-                  progress: bool = True) -> Path:
+                  progress: bool = True, world: str = "shapesworld", benchmark: str | None = None) -> Path:
     """Write ``n`` scenes to ``out_dir`` (see the module docstring) and return the folder.
 
     Rerunning with the same settings finishes an interrupted run and does nothing on a complete
     one; a folder made with other settings (style, seed, split, size) is refused, not mixed.
+    ``world="shapesworld2"`` writes ShapesWorld 2 scenes with the class list of ``benchmark``
+    (default ``sw2-20``; pixels of other classes are 255, as VOC20 ignores its background).
     """
+    if world == "shapesworld2":
+        return _write_dataset2(out_dir, n, style, seed, split, size, progress, benchmark)
+    if world != "shapesworld":
+        raise OvssError(f"unknown world {world!r}; valid worlds: shapesworld, shapesworld2")
+    if benchmark is not None:
+        raise OvssError("benchmark applies to world='shapesworld2' only (ShapesWorld has one class list)")
     check_style(style)
     h, w = _size(size)
     out = check_export_target(out_dir, n, split, "the dataset")
@@ -112,7 +122,56 @@ def write_dataset(out_dir: str | Path, n: int, style: str = "default", seed: int
         "base_classes": list(BASE_CLASSES),
         "novel_classes": list(NOVEL_CLASSES),
     }
-    img_dir, ann_dir = out / "images" / split, out / "annotations" / split
+    if _prepare(out, meta, split, n):
+        return out
+    names, captions = [], []
+    for i in tqdm(range(n), desc=f"ShapesWorld {split}", unit="img", disable=not progress):
+        s = scene_seed(seed, split, i)
+        scene = make_scene(s, (h, w), style)
+        names.append(scene_name(s))
+        captions.append(scene.caption)
+        _save(out, split, names[-1], scene.image, scene.labels)
+    return _finish(out, split, names, captions, _classes_text())
+
+
+def _write_dataset2(out_dir, n, style, seed, split, size, progress, benchmark) -> Path:
+    from .sw2_classes import BENCHMARKS, CLASS_INDEX2, DEFAULT_BENCHMARK, SYNONYMS2, is_novel
+    from .sw2_scene import check_style2, make_scene2
+
+    benchmark = benchmark or DEFAULT_BENCHMARK
+    if benchmark not in BENCHMARKS:
+        raise OvssError(f"unknown benchmark {benchmark!r}; ShapesWorld 2 benchmarks: {', '.join(BENCHMARKS)}")
+    check_style2(style)
+    h, w = _size(size)
+    out = check_export_target(out_dir, n, split, "the dataset")
+    classes = BENCHMARKS[benchmark]
+    lut = np.full(256, 255, dtype=np.uint8)
+    for k, c in enumerate(classes):
+        lut[CLASS_INDEX2[c]] = k
+    meta = {
+        "format": "shapesworld", "world": "shapesworld2", "world_version": WORLD2_VERSION,
+        "benchmark": benchmark, "ovss_version": _ovss_version(), "style": style, "seed": int(seed),
+        "split": split, "n": int(n), "size": [h, w], "classes": list(classes),
+        "base_classes": [c for c in classes if not is_novel(c)],
+        "novel_classes": [c for c in classes if is_novel(c)],
+    }
+    if _prepare(out, meta, split, n):
+        return out
+    names, captions = [], []
+    for i in tqdm(range(n), desc=f"ShapesWorld 2 {split}", unit="img", disable=not progress):
+        s = scene_seed(seed, split, i)
+        scene = make_scene2(s, (h, w), style)
+        names.append(f"sw2_{s:06d}")
+        captions.append(scene.caption)
+        _save(out, split, names[-1], scene.image, lut[scene.labels])
+    text = "".join(", ".join((c,) + SYNONYMS2[c]) + "\n" for c in classes)
+    return _finish(out, split, names, captions, text)
+
+
+def _prepare(out: Path, meta: dict, split: str, n: int) -> bool:
+    """Refuse a folder ovss did not write or one made with other settings; write meta.json.
+    True when the folder is already complete (nothing to do)."""
+    img_dir = out / "images" / split
     old = read_meta(out)
     if old is None:
         if img_dir.exists() and any(img_dir.iterdir()):
@@ -122,27 +181,27 @@ def write_dataset(out_dir: str | Path, n: int, style: str = "default", seed: int
         if foreign:
             raise OvssError(f"refusing to write over {foreign[0]}: ShapesWorld did not write it; choose an empty output folder")
     else:
-        diff = [k for k in _KEY_FIELDS if old.get(k) != meta[k]]
+        diff = [k for k in _KEY_FIELDS if old.get(k) != meta.get(k)]
         if diff:
             raise OvssError(f"{out} holds a ShapesWorld dataset made with other settings "
                             f"({', '.join(diff)} differ); choose another out_dir or delete it", param="out_dir")
         if old.get("n") == n and _complete(out, split, n):
-            return out
+            return True
     write_json(out / "meta.json", meta)
+    return False
 
-    names, captions = [], []
-    for i in tqdm(range(n), desc=f"ShapesWorld {split}", unit="img", disable=not progress):
-        s = scene_seed(seed, split, i)
-        name = scene_name(s)
-        scene = make_scene(s, (h, w), style)
-        names.append(name)
-        captions.append(scene.caption)
-        img_path, ann_path = img_dir / f"{name}.png", ann_dir / f"{name}.png"
-        if not img_path.exists():
-            save_image(img_path, Image.fromarray(scene.image))
-        if not ann_path.exists():
-            save_image(ann_path, Image.fromarray(scene.labels))
-    write_text(out / "classes.txt", _classes_text())
+
+def _save(out: Path, split: str, name: str, image: np.ndarray, labels: np.ndarray) -> None:
+    img_path, ann_path = out / "images" / split / f"{name}.png", out / "annotations" / split / f"{name}.png"
+    if not img_path.exists():
+        save_image(img_path, Image.fromarray(image))
+    if not ann_path.exists():
+        save_image(ann_path, Image.fromarray(labels))
+
+
+def _finish(out: Path, split: str, names: list[str], captions: list[str], classes_text: str) -> Path:
+    """The list files, last: a folder that has them is complete."""
+    write_text(out / "classes.txt", classes_text)
     write_text(out / "captions.txt", "".join(c + "\n" for c in captions))
     write_text(out / f"{split}.txt", "".join(n_ + "\n" for n_ in names))
     return out
