@@ -19,10 +19,11 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,app]'
 	@touch $(TEST_STAMP)
 
-# Generate a ShapesWorld scene and segment it with the embedded default model.
+# Generate a ShapesWorld scene and segment it with the embedded default model. A rerun replaces the
+# demo's own earlier results (--overwrite: only files an ovss job wrote; `world make` resumes by itself).
 demo: setup
 	$(VENV)/bin/ovss world make --out $(OUT)/world --n 2 --seed 7
-	$(VENV)/bin/ovss segment $(OUT)/world/images/val --classes-file $(OUT)/world/classes.txt --out $(OUT)/segment
+	$(VENV)/bin/ovss segment $(OUT)/world/images/val --classes-file $(OUT)/world/classes.txt --out $(OUT)/segment --overwrite
 	@echo "overlays: $(OUT)/segment/*_overlay.png"
 
 test: $(TEST_STAMP)
