@@ -62,19 +62,11 @@ def color_name(name: str, perm: int) -> str | None:
     return names[int(np.argmin(d))]
 
 
-@lru_cache(maxsize=8192)
-def _resized_icon(name: str, w: int, h: int) -> np.ndarray:
-    """The icon resized to h x w (RGBA uint8, read-only). Cached: scenes draw the same things at
-    the same sizes over and over, and a resize is the dearest part of placing a thing."""
-    arr = np.asarray(Image.fromarray(icons()[name]).resize((max(1, w), max(1, h)), Image.BILINEAR))
-    arr.setflags(write=False)
-    return arr
-
-
 def icon_image(name: str, w: int, h: int, perm: int, flip: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The icon resized to h x w: (RGB float32 3 x h x w, mask bool h x w, alpha > 50 %); both
-    are fresh arrays the caller may change."""
-    arr = _resized_icon(name, int(w), int(h))
+    """The icon resized to h x w: (RGB float32 3 x h x w, mask bool h x w, alpha > 50 %)."""
+    rgba = icons()[name]
+    im = Image.fromarray(rgba).resize((max(1, w), max(1, h)), Image.BILINEAR)
+    arr = np.asarray(im)
     if flip:
         arr = arr[:, ::-1]
     rgb = arr[..., :3][:, :, list(PERMUTATIONS[perm])].astype(F32).transpose(2, 0, 1)
