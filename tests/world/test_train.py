@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from ovss.model import load_model
-from ovss.tinyclip.train import TinyClipRecipe, _encode_with_regions, contrastive_loss, train_tiny_clip
+from ovss.tinyclip.train import (
+    TinyClipRecipe, _encode_with_regions, _pool_regions, _region_weights, contrastive_loss, train_tiny_clip,
+)
 
 
 class TestContrastiveLoss:
@@ -52,6 +54,27 @@ class TestRegionEmbeddings:
             a = b2.ls_1(b2.attention(q_x=b2.ln_1(t)))
             dense = (v.ln_post(a[:, 1:]) @ v.proj).reshape(2, 14, 14, -1)
             assert torch.allclose(level[1], dense[1, 2:6, 5:9].mean(dim=(0, 1)), atol=1e-5)
+
+    def test_pooling_is_the_box_mean_with_its_gradient(self):
+        # the one-matmul pooling equals a mean over each box's slice, values and gradients
+        torch.manual_seed(0)
+        patches = torch.randn(3, 5, 6, 4, requires_grad=True)
+        boxes = torch.tensor([[[0, 0, 2, 3], [-1, -1, -1, -1]], [[1, 2, 5, 6], [4, 5, 5, 6]], [[-1, -1, -1, -1]] * 2])
+        captions = [["a", "x", ""], ["", "b", ""]]
+        weights, texts = _region_weights(boxes, captions, (5, 6))
+        assert weights.shape == (3, 90) and texts == ["a", "x", "b"]
+        pooled = _pool_regions(patches, weights)
+        expected = torch.stack([patches[0, 0:2, 0:3].mean(dim=(0, 1)), patches[1, 1:5, 2:6].mean(dim=(0, 1)),
+                                patches[1, 4, 5]])
+        assert torch.allclose(pooled, expected, atol=1e-6)
+        coef = torch.randn(3, 4)
+        (grad,) = torch.autograd.grad((pooled * coef).sum(), patches)
+        ref = torch.zeros_like(patches)
+        ref[0, 0:2, 0:3] += coef[0] / 6
+        ref[1, 1:5, 2:6] += coef[1] / 16
+        ref[1, 4, 5] += coef[2]  # a 1 x 1 box inside the second: both gradients add up
+        assert torch.allclose(grad, ref, atol=1e-6)
+        assert _region_weights(boxes[2:], [[""], [""]], (5, 6))[0].shape == (0, 30)
 
     def test_no_levels(self, tiny_random):
         with torch.no_grad():

@@ -98,9 +98,12 @@ def _place_things(rng: np.random.Generator, ctx: dict, stuff: np.ndarray, bands:
     placed, boxes = [], []
     names = list(ctx["things"])
     weights = np.asarray([COMMON_WEIGHT if n in COMMON else 1.0 for n in names])
+    zones: dict[str, tuple[np.ndarray, str]] = {}  # the anchor pixels of a zone, once a scene
     for _ in range(int(rng.integers(2, MAX_THINGS + 1))):
         name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-        where, zone = _zone_pixels(stuff, THING_ZONE[name], bands)
+        if THING_ZONE[name] not in zones:
+            zones[THING_ZONE[name]] = _zone_pixels(stuff, THING_ZONE[name], bands)
+        where, zone = zones[THING_ZONE[name]]
         if where.size == 0:
             continue
         for _try in range(6):
