@@ -247,3 +247,28 @@ def test_every_vit_model_of_open_clip(name):
         torch.testing.assert_close(enc.image_embedding(x), visual(x), rtol=1e-5, atol=1e-6)
         assert torch.isfinite(enc(x).patch).all()
 
+
+
+def test_a_tower_missing_an_operation_fails_when_created():
+    """Tower is abstract: a new family's adapter that forgets one operation (here ``project``)
+    fails at construction, not in the middle of a segmentation."""
+    import pytest as _pytest
+
+    from ovss.model.towers import OpenClipTower, Tower
+
+    class HalfTower(Tower):
+        prefix = 1
+        native_grid = (2, 2)
+        patch_size = (8, 8)
+        width = 4
+        modules = []
+
+        def embed(self, images, rule):
+            return images, (2, 2)
+
+        def global_embedding(self, tokens):
+            return tokens
+
+    with _pytest.raises(TypeError, match="project"):
+        HalfTower(None)
+    assert not OpenClipTower.__abstractmethods__

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
@@ -77,8 +79,10 @@ def family_of(name: str, config: dict | None) -> str | None:
 # ------------------------------------------------------------------------------------ towers
 
 
-class Tower:
-    """A vision tower through the operations of the dense encoder (see the module docstring)."""
+class Tower(ABC):
+    """A vision tower through the operations of the dense encoder (see the module docstring).
+
+    Abstract: a family's tower that misses one of the geometry properties fails when it is created."""
 
     family = ""
     block_class = BlockAdapter
@@ -88,25 +92,30 @@ class Tower:
 
     # geometry ---------------------------------------------------------------------------------
     @property
+    @abstractmethod
     def prefix(self) -> int:
         """Tokens before the patches (1: a class token; 0: SigLIP)."""
-        raise NotImplementedError
+        ...
 
     @property
+    @abstractmethod
     def native_grid(self) -> tuple[int, int]:
-        raise NotImplementedError
+        ...
 
     @property
+    @abstractmethod
     def patch_size(self) -> tuple[int, int]:
-        raise NotImplementedError
+        ...
 
     @property
+    @abstractmethod
     def width(self) -> int:
-        raise NotImplementedError
+        ...
 
     @property
+    @abstractmethod
     def modules(self) -> list[nn.Module]:
-        raise NotImplementedError
+        ...
 
     @property
     def blocks(self) -> list[BlockAdapter]:
@@ -129,16 +138,17 @@ class Tower:
         return None
 
     # the three steps around the blocks ---------------------------------------------------------
+    @abstractmethod
     def embed(self, images: torch.Tensor, rule: str) -> tuple[torch.Tensor, tuple[int, int]]:
-        raise NotImplementedError
+        """Images (B x 3 x H x W) -> prefix + patch tokens and their grid, positions resized by ``rule``."""
 
+    @abstractmethod
     def project(self, tokens: torch.Tensor) -> torch.Tensor:
         """Tokens (... x N x D, final block's output) -> ... x N x E, each token on its own."""
-        raise NotImplementedError
 
+    @abstractmethod
     def global_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
         """CLIP's image embedding (B x E) from the final tokens (prefix + patches)."""
-        raise NotImplementedError
 
 
 class OpenClipTower(Tower):
