@@ -163,3 +163,13 @@ def test_background_source_and_file_errors(tmp_path):
 def test_dictionary_lookup():
     d = CooccurrenceDictionary({"boat": 2}, {}, 2)
     assert d.lookup("Boats") == "boat" and d.lookup("ship") is None
+
+
+def test_shipped_shapesworld2_dictionary_is_mined_from_its_captions():
+    """2000 ShapesWorld 2 training captions: their place words (no class list has them) are
+    concepts, and a boat is seen most with the sky and the sea, as its contexts (beach, lake)
+    draw it."""
+    d = load_dictionary("shapesworld2")
+    assert {"kitchen", "harbour", "dog", "sofa", "sky"} <= set(d.counts)
+    top = sorted(d.frequency("boat").items(), key=lambda kv: -kv[1])
+    assert [c for c, _ in top[:2]] == ["sky", "sea"]

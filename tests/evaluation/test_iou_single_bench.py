@@ -28,3 +28,36 @@ class TestIoUSingleBench:
         monkeypatch.setattr(ovss.concepts, "evaluate_iou_single", refuse)
         assert main(args) == 0
         assert "| shapesworld |" in capsys.readouterr().out
+
+    def test_a_built_dictionary_feeds_cooc_and_is_recorded(self, tmp_path, capsys):
+        root = write_dataset(tmp_path / "sw", n=2, seed=1, split="val", size=112, progress=False)
+        corpus = tmp_path / "captions.txt"
+        # "lighthouse" co-occurs with every class: the one concept a built dictionary adds
+        corpus.write_text("".join(f"a {c} near a lighthouse\n" for c in ("boat", "car", "tree", "sky", "grass", "road")))
+        cooc = tmp_path / "cooc.json"
+        assert main(["concepts", "build", "--captions", str(corpus), "--out", str(cooc), "--no-progress"]) == 0
+        out = tmp_path / "run"
+        args = ["bench", "--dataset", "shapesworld", "--data-root", str(root), "--metric", "iou-single",
+                "--concepts", "cooc", "--concepts-dict", str(cooc), "--out", str(out), *MODEL]
+        assert main(args) == 0
+        capsys.readouterr()
+        result = json.loads((out / "shapesworld" / "iou_single" / "cooc.json").read_text())
+        assert result["run_settings"]["dictionary"] == str(cooc.resolve())
+        assert len(result["run_settings"]["dictionary_sha256"]) == 16
+        assert result["settings"]["dictionary"]["captions"] == 6  # the built one, not the shipped one
+        # a changed dictionary is another setting: its result is recomputed, not read back
+        corpus.write_text(corpus.read_text() + "a boat near a windmill\n")
+        assert main(["concepts", "build", "--captions", str(corpus), "--out", str(cooc), "--no-progress",
+                     "--overwrite"]) == 0
+        assert main(args + ["--overwrite"]) == 0
+        again = json.loads((out / "shapesworld" / "iou_single" / "cooc.json").read_text())
+        assert again["settings"]["dictionary"]["captions"] == 7
+
+    def test_dictionary_errors_are_one_line(self, tmp_path, capsys):
+        root = write_dataset(tmp_path / "sw", n=1, seed=1, split="val", size=112, progress=False)
+        base = ["bench", "--dataset", "shapesworld", "--data-root", str(root), "--out", str(tmp_path / "r"), *MODEL]
+        assert main(base + ["--metric", "iou-single", "--concepts-dict", str(tmp_path / "none.json")]) == 2
+        assert "no such file; build one with `ovss concepts build`" in capsys.readouterr().err
+        (tmp_path / "d.json").write_text("{}")
+        assert main(base + ["--concepts-dict", str(tmp_path / "d.json")]) == 2
+        assert "--concepts-dict applies to --metric iou-single only" in capsys.readouterr().err

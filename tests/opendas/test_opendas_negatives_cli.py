@@ -27,7 +27,7 @@ def test_negative_queries_dedup_and_exclude():
     assert negative_queries(["boat", "car"], table, exclude=["ship"]) == ["buoy", "raft", "truck"]
 
 
-def test_llm_negatives_use_the_seed_instruction_and_parse_a_python_dict():
+def test_llm_negatives_use_opendas_instruction_and_parse_a_python_dict():
     class FakeClient:
         def ask(self, prompt, parse):
             self.prompt = prompt
@@ -85,3 +85,35 @@ def test_cli_train_eval_and_miou_end_to_end(capsys, tmp_path):
     assert "No adaptation" in out and "coop" in out and "val (val)" in out
     assert main(["adapt", "segments-miou", "--prompts", prompts, "--data", str(val), "--proposals", "slic", *common]) == 0
     assert re.search(r"coop, slic proposals, 2 images: mIoU \d", capsys.readouterr().out)
+
+
+def test_sibling_negatives_come_from_the_hierarchy():
+    from ovss.world.sw2_classes import CATEGORY, sibling_negatives
+
+    table = sibling_negatives()
+    # THINGS lists the mammals as dog, cat, horse, cow, sheep, pig, goat, ...
+    assert table["dog"] == ["cat", "horse", "cow", "sheep", "pig"]
+    assert table["cat"] == ["dog", "horse", "cow", "sheep", "pig"]
+    assert all(c not in v and len(v) <= 5 and all(CATEGORY[o] == CATEGORY[c] for o in v) for c, v in table.items())
+    # names a dataset queries are skipped, and the next siblings take their places
+    assert sibling_negatives(exclude=["Cat", "cow"])["dog"] == ["horse", "sheep", "pig", "goat", "rabbit"]
+
+
+def test_a_shapesworld2_export_brings_its_split_and_negatives(tmp_path, capsys):
+    from ovss.world import write_dataset
+    from ovss.world.sw2_classes import BENCHMARKS, SYNONYMS2, is_novel
+
+    data = write_dataset(tmp_path / "d", n=3, seed=2, split="train", size=112, progress=False,
+                         world="shapesworld2", benchmark="sw2-59")
+    out = tmp_path / "run"
+    args = ["adapt", "train", "--method", "opendas", "--data", str(data), "--out", str(out), "--epochs", "1",
+            "--model", "ovss-tiny", "--pretrained", "none", "--no-progress"]
+    assert main(args) == 0
+    log = (out / "train.log").read_text()
+    assert "ShapesWorld 2's hierarchy" in log
+    base = [c for c in BENCHMARKS["sw2-59"] if not is_novel(c)]
+    assert f"{len(base)} base classes" in capsys.readouterr().out + log
+    negatives = {k: v for k, v in json.loads((out / "negatives.json").read_text()).items() if k in base}
+    assert list(negatives) == base
+    asked = {n for c in BENCHMARKS["sw2-59"] for n in (c, *SYNONYMS2[c])}
+    assert negatives["dog"] and not any(n in asked for v in negatives.values() for n in v)

@@ -55,3 +55,27 @@ def test_errors_are_one_line(tmp_path, capsys, extra, msg):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_shapesworld2_exports_learn_their_own_base_classes(tmp_path, capsys):
+    from ovss.ovsnet.ablation import export_base_classes
+    from ovss.world.sw2_classes import BENCHMARKS, is_novel
+
+    args = ["ovsnet", "ablation", "--world", "shapesworld2", "--benchmark", "sw2-59", "--data", str(tmp_path / "data"),
+            "--out", str(tmp_path / "run"), "--variants", "baseline", "--train-n", "2", "--val-n", "3", "--steps", "1",
+            "--batch-size", "2", "--queries", "4", "--no-progress", *MODEL]
+    assert main(args) == 0
+    base = [c for c in BENCHMARKS["sw2-59"] if not is_novel(c)]
+    assert export_base_classes(tmp_path / "data" / "train") == base
+    meta = json.loads((tmp_path / "data" / "val" / "meta.json").read_text())
+    assert meta["world"] == "shapesworld2" and meta["benchmark"] == "sw2-59"
+    # the open split is measured against the export's base classes: a base class is 1.0 similar
+    opened = json.loads((tmp_path / "data" / "open" / "meta.json").read_text())
+    assert opened["ablation"]["world"] == "shapesworld2"
+    assert all(opened["source_similarity"][c] == pytest.approx(1.0, abs=1e-5) for c in base
+               if c in opened["source_similarity"])
+    assert export_base_classes(tmp_path / "run") is None  # not an export: ShapesWorld's own split applies
+    capsys.readouterr()
+    assert main(args[:2] + ["--benchmark", "sw2-20", "--data", str(tmp_path / "d2"), "--out", str(tmp_path / "r2"),
+                            *MODEL]) == 2
+    assert "--benchmark applies to --world shapesworld2 only" in capsys.readouterr().err

@@ -41,7 +41,18 @@ class TestShapesWorld2Weights:
     def test_zero_shot_on_the_default_benchmark_things(self):
         from ovss.tinyclip.quality2 import zero_shot_accuracy2
 
-        # 20 things x 10 fresh single-thing images; measured 69.0 / 72.5 / 70.0 % with seeds
-        # 1 / 7 / 11 (chance: 5 %; the shapesworld-levels weights it starts from: 7.5 % on seed 1)
+        # 20 things x 10 fresh single-thing images; measured 81.5 / 86.5 / 81.0 % with seeds
+        # 1 / 7 / 11 (chance: 5 %; the shapesworld-levels weights it starts from: 7.5 % on seed 1;
+        # the previous shapesworld2 weights, without the per-patch term: 69.0 / 72.5 / 70.0 %)
         acc = zero_shot_accuracy2(load_model(pretrained="shapesworld2"), n_per_class=10, seed=7)
-        assert acc >= 60.0, acc
+        assert acc >= 75.0, acc
+
+    def test_naclip_segments_the_default_benchmark(self):
+        from ovss.tinyclip.quality2 import dense_miou2
+
+        # naclip on 10 validation scenes of seed 7 (not the seed-1 scenes the model card reports),
+        # sw2-20's classes queried: measured 33.69 (seeds 11 / 13: 27.46 / 41.63; the
+        # shapesworld-levels weights it starts from: 0.0). A head or weights that lose the
+        # text-aligned value path fall far below.
+        miou = dense_miou2(load_model(pretrained="shapesworld2"), n=10, seed=7)["mIoU"]
+        assert miou >= 30.0, miou

@@ -45,7 +45,7 @@ def stream_digest(n: int) -> str:
     rng = np.random.default_rng([cfg.seed, 0])
     parts = []
     for _ in range(n):
-        image, caption, boxes, region_captions = stream.sample(rng)
+        image, caption, boxes, region_captions, _labels = stream.sample(rng)
         parts += [image.numpy(), caption, boxes.numpy(), region_captions]
     return _digest(*parts)
 

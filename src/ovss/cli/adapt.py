@@ -101,6 +101,18 @@ def _llm(args: argparse.Namespace):
     return client
 
 
+def _export_meta(args: argparse.Namespace) -> dict:
+    """meta.json of a ShapesWorld 2 export given as --data ({} for anything else): its base split
+    and its world decide the defaults, not ShapesWorld's."""
+    if args.dataset.lower() != "shapesworld" or not getattr(args, "data", None):
+        return {}
+    from ..world.export import read_meta
+
+    roots = args.data if isinstance(args.data, (list, tuple)) else [args.data]
+    meta = read_meta(roots[0]) or {}
+    return meta if meta.get("world") == "shapesworld2" else {}
+
+
 def _base_classes(args: argparse.Namespace, fallback: list[str] | None = None) -> list[str]:
     """--base-classes FILE, else ``fallback`` (a prompts file's own), else ShapesWorld's split."""
     if args.base_classes:
@@ -109,6 +121,9 @@ def _base_classes(args: argparse.Namespace, fallback: list[str] | None = None) -
         return [names[0] for names in read_class_file(args.base_classes)]
     if fallback:
         return list(fallback)
+    meta = _export_meta(args)
+    if meta.get("base_classes"):  # a ShapesWorld 2 export names its own split
+        return list(meta["base_classes"])
     if args.dataset.lower() == "shapesworld" or _shapesworld3d(args):
         from ..world import BASE_CLASSES
 
@@ -170,7 +185,11 @@ def _negatives(args: argparse.Namespace, method, base: list[str], all_names: lis
         return []
     if source == "none":
         return []
-    if source == "auto":
+    if source == "auto" and _export_meta(args):
+        from ..world.sw2_classes import sibling_negatives
+
+        table, where = sibling_negatives(exclude=all_names), "ShapesWorld 2's hierarchy (classes of the same category)"
+    elif source == "auto":
         path = SHIPPED.get(args.dataset.lower())
         if path is None:
             log(f"no negative queries ship for {args.dataset}; training without (pass --negatives FILE or llm)")

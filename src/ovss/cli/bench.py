@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..errors import OvssError
 from .common import add_model_args, add_speed_args, apply_speed_args
@@ -42,6 +43,9 @@ def add_parser(sub) -> None:
                    help="miou: the corruption x method grid; iou-single: open-world queries on clean images (default: miou)")
     p.add_argument("--concepts", default="background,cooc,oracle",
                    help="with --metric iou-single: concept sources, comma-separated (background, cooc, llm, oracle, FILE)")
+    p.add_argument("--concepts-dict", default=None, metavar="DICT",
+                   help="with --metric iou-single: co-occurrence dictionary of the cooc source: a file from "
+                        "`ovss concepts build` or a shipped name, shapesworld (default) or shapesworld2")
     p.add_argument("--extra-classes", default=None, metavar="N[,N...]",
                    help="class-count analysis instead of the grid: mIoU on clean images with N irrelevant class names "
                         "added at inference, plotted against N (as `ovss openbench classcount`; one dataset)")
@@ -112,6 +116,14 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     if args.extra_classes is not None:
         return _class_count(args, names, roots, seeds)
+    if args.concepts_dict is not None:
+        if args.metric != "iou-single":
+            raise OvssError("--concepts-dict applies to --metric iou-single only")
+        from ..concepts.cooccurrence import SHIPPED
+
+        if args.concepts_dict not in SHIPPED and not Path(args.concepts_dict).is_file():
+            raise OvssError(f"--concepts-dict {args.concepts_dict}: no such file; build one with `ovss concepts build` "
+                            f"or name a shipped one ({', '.join(SHIPPED)})")
     datasets = [open_dataset(n, r, args.split, args.limit) for n, r in zip(names, roots)]
 
     import torch
@@ -124,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         torch.manual_seed(0)
         model = load_model(args.model, args.pretrained, device=args.device)
         text = run_iou_single(model, datasets, args.out, _split(args.concepts, "--concepts"), head=args.head,
-                              preset=args.preset, progress=not args.no_progress)
+                              preset=args.preset, progress=not args.no_progress, dictionary=args.concepts_dict)
         print(text, end="")
         return 0
 

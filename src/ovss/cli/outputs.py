@@ -67,7 +67,7 @@ def prepared_folder(args: argparse.Namespace) -> str:
 WRITERS: dict[str, Writer] = {
     "ovss segment": Writer("segment", resumes=False, inputs=lambda a: paths(a.classes_file, a.prompts),
                            input_folders=lambda a: paths(a.inputs)),
-    "ovss bench": Writer("bench", inputs=lambda a: paths(a.data_root, a.prompts)),
+    "ovss bench": Writer("bench", inputs=lambda a: paths(a.data_root, a.prompts, a.concepts_dict)),
     "ovss world make": Writer("world make", dest="out_dir"),
     "ovss world make3d": Writer("world make3d", dest="out_dir"),
     "ovss world train": Writer("world train", is_file=True),

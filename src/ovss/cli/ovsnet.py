@@ -39,6 +39,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--train-n", type=int, default=300, help="training scenes (default: 300)")
     a.add_argument("--val-n", type=int, default=100, help="validation scenes, source of the open split (default: 100)")
     a.add_argument("--data-seed", type=int, default=0, help="ShapesWorld seed (default: 0)")
+    a.add_argument("--world", default="shapesworld", choices=("shapesworld", "shapesworld2"),
+                   help="world of the --data exports (default: shapesworld); shapesworld2 learns its export's base classes")
+    a.add_argument("--benchmark", default=None,
+                   help="with --world shapesworld2: the class list of the exports (default: sw2-20)")
     a.add_argument("--sigma1", type=float, default=0.99, help="open split: keep images with a class below this (default: 0.99)")
     a.add_argument("--sigma2", type=float, default=0.99, help="open split: classes above this become others (default: 0.99)")
     a.add_argument("--steps", type=int, default=600, help="training steps per variant (default: 600)")
@@ -107,6 +111,8 @@ def run_ablation_cmd(args: argparse.Namespace) -> int:
                         f"{convergence_bound(cfg.queries, cfg.w, cfg.lam):.2f} >= 1); lower --w or --queries")
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     real = _real_data(args)
+    if args.benchmark and args.world != "shapesworld2":
+        raise OvssError("--benchmark applies to --world shapesworld2 only")
 
     torch.manual_seed(0)  # random weights (--pretrained none) are the same in every run
     model = load_model(args.model, args.pretrained, device=args.device)
@@ -116,7 +122,7 @@ def run_ablation_cmd(args: argparse.Namespace) -> int:
         data = real
     else:
         data = prepare_data(args.data, args.train_n, args.val_n, args.data_seed, args.sigma1, args.sigma2,
-                            ClipTextSimilarity.from_segmenter(seg), progress)
+                            ClipTextSimilarity.from_segmenter(seg), progress, args.world, args.benchmark)
     results = run_ablation(seg, data, args.out, variants, cfg, settings, args.device, progress)
     from ..ovsnet import ablation_table
 

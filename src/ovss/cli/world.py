@@ -76,6 +76,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="share of night/sketch training scenes")
     train.add_argument("--level-weight", type=float, default=recipe.level_weight,
                        help="weight of the region term on the intermediate blocks MLMP fuses (0: off)")
+    train.add_argument("--dense-weight", type=float, default=recipe.dense_weight,
+                       help="weight of the per-patch term: patch features classified against every class name, "
+                            "targets from the scene labels (default: 0, off)")
     train.add_argument("--world", default=recipe.world, help="shapesworld or shapesworld2 (default: shapesworld)")
     train.add_argument("--augment", type=float, default=recipe.augment,
                        help="share of images with a random photometric augmentation (default: 0)")
@@ -149,7 +152,8 @@ def run_train(args: argparse.Namespace) -> int:
     from ..tinyclip.train import TinyClipRecipe, train_tiny_clip
 
     options = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed", "workers", "regions", "style_share",
-                                            "level_weight", "world", "augment", "init", "warmup")}
+                                            "level_weight", "world", "augment", "init", "warmup",
+                                            "dense_weight")}
     options = {k: v for k, v in options.items() if v is not None}
     for k in ("steps", "batch_size"):
         if k in options and options[k] < 1:

@@ -21,7 +21,8 @@ from ..outputs import as_job
 FORMAT = "ovss-cooccurrence"
 VERSION = 1
 DATA_DIR = Path(__file__).parent / "data"
-SHIPPED = {"shapesworld": DATA_DIR / "shapesworld_cooc.json"}
+# shapesworld2: mined from 2000 ShapesWorld 2 training captions (docs/benchmarks.md says how)
+SHIPPED = {"shapesworld": DATA_DIR / "shapesworld_cooc.json", "shapesworld2": DATA_DIR / "shapesworld2_cooc.json"}
 DEFAULT_DICTIONARY = "shapesworld"
 
 

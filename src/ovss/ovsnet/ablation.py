@@ -35,26 +35,45 @@ TITLES = {"baseline": "Baseline", "gfa": "+ GFA", "pc": "+ PC", "both": "+ Both"
 
 
 def prepare_data(data_dir: str | Path, n_train: int, n_val: int, seed: int, sigma1: float, sigma2: float,
-                 similarity, progress: bool = True) -> dict[str, Path]:
-    """ShapesWorld train / val exports and the open split built from val (made once, then reused)."""
+                 similarity, progress: bool = True, world: str = "shapesworld",
+                 benchmark: str | None = None) -> dict[str, Path]:
+    """ShapesWorld train / val exports and the open split built from val (made once, then reused).
+
+    ``world="shapesworld2"``: ShapesWorld 2 exports with ``benchmark``'s class list; the open split
+    is measured against the export's own base classes."""
     from ..openbench import build_openbench
     from ..openbench.stats import VOCABULARIES
     from ..world import write_dataset
 
     data_dir = Path(data_dir)
-    train = write_dataset(data_dir / "train", n_train, seed=seed, split="train", progress=progress)
-    val = write_dataset(data_dir / "val", n_val, seed=seed, split="val", progress=progress)
+    kw = {"world": world, "benchmark": benchmark} if world != "shapesworld" else {}
+    train = write_dataset(data_dir / "train", n_train, seed=seed, split="train", progress=progress, **kw)
+    val = write_dataset(data_dir / "val", n_val, seed=seed, split="val", progress=progress, **kw)
     open_dir = data_dir / "open"
     wanted = {"sigma1": sigma1, "sigma2": sigma2, "source_images": n_val}
+    if world != "shapesworld":
+        wanted.update(world=world, benchmark=benchmark)
     meta_path = open_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     if (open_dir / "val.txt").is_file() and meta.get("ablation") == wanted:
         return {"train": train, "val": val, "open": open_dir}
     source = SegDataset("shapesworld", val, "val")
-    summary = build_openbench([source], VOCABULARIES["shapesworld-base"](), similarity, sigma1, sigma2, open_dir,
+    base = export_base_classes(train)
+    vocabulary = ([list(c) for c in source.classes if c[0] in base] if base is not None
+                  else VOCABULARIES["shapesworld-base"]())
+    summary = build_openbench([source], vocabulary, similarity, sigma1, sigma2, open_dir,
                               others_names=True, source_labels=["sw"], progress=progress)
     write_json(meta_path, {**summary, "ablation": wanted})
     return {"train": train, "val": val, "open": open_dir}
+
+
+def export_base_classes(root: str | Path) -> list[str] | None:
+    """The base classes a ShapesWorld 2 export names in its meta.json (None for other folders:
+    ShapesWorld's own split applies)."""
+    from ..world.export import read_meta
+
+    meta = read_meta(root) or {}
+    return list(meta["base_classes"]) if meta.get("world") == "shapesworld2" else None
 
 
 def _text(segmenter, classes: ClassList) -> torch.Tensor:
@@ -128,7 +147,8 @@ def run_ablation(segmenter, data: dict[str, Path | SegDataset], out: str | Path,
     if seen is None and sets["train"].spec.name == "shapesworld":
         from ..world import BASE_CLASSES
 
-        seen = list(BASE_CLASSES)
+        seen = export_base_classes(sets["train"].root)
+        seen = list(BASE_CLASSES) if seen is None else seen
     seen_set = {n.lower() for n in seen} if seen is not None else None
     base = [i for i, c in enumerate(world_classes.synonyms) if seen_set is None or c[0].lower() in seen_set]
     if not base:

@@ -33,4 +33,8 @@ class TinyClipRecipe:
     # weights to start from ("" = from scratch): a fine-tune of an embedded model on a new world
     # keeps what it learnt (stuff textures, the prompt templates) and needs far fewer steps
     init: str = ""
+    # weight of the per-patch term: every 8 x 8 patch's value-path feature (and, with level_weight,
+    # each fused level's) classified against the text embeddings of all the world's class names,
+    # the target being the patch's class shares from the scene's labels (0: off)
+    dense_weight: float = 0.0
     checkpoint_every: int = 50  # steps between resumable checkpoints (FILE.ckpt.pt); 0: none

@@ -53,7 +53,9 @@ class PairStream(torch.utils.data.IterableDataset):
         while True:
             yield self.sample(rng)
 
-    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, str, torch.Tensor, list[str]]:
+    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, str, torch.Tensor, list[str], torch.Tensor]:
+        """(image, caption, region boxes, region captions, labels): ``labels`` (S x S uint8) are the
+        world's class indices of the window's pixels, 255 where unknown (a single thing's ground)."""
         cfg, s, world = self.cfg, self.cfg.image_size, self.world
         style = "default"
         if cfg.style_share > 0 and rng.random() < cfg.style_share:
@@ -61,7 +63,8 @@ class PairStream(torch.utils.data.IterableDataset):
         seed = TRAIN_SEED_BASE + int(rng.integers(2**40))
         if rng.random() < cfg.object_share:
             name = str(rng.choice(world.things))
-            image, _, color = world.object_image(name, seed, s, style)
+            image, mask, color = world.object_image(name, seed, s, style)
+            labels = np.where(mask, world.classes.index(name), 255).astype(np.uint8)
             if rng.random() < 0.5:
                 caption = _template_caption([name], rng, self.templates)
             else:
@@ -79,6 +82,7 @@ class PairStream(torch.utils.data.IterableDataset):
                 x0 = int(np.clip(cx - s // 2 + rng.integers(-s // 4, s // 4 + 1), 0, size - s))
             present = scene.present_in(y0, x0, y0 + s, x0 + s)
             image = scene.image[y0 : y0 + s, x0 : x0 + s]
+            labels = scene.labels[y0 : y0 + s, x0 : x0 + s]
             if present and rng.random() < cfg.template_share:
                 caption = _template_caption(list(present), rng, self.templates)
             else:
@@ -86,7 +90,8 @@ class PairStream(torch.utils.data.IterableDataset):
             boxes, region_captions = self.regions(scene, y0, x0, rng)
         if cfg.augment > 0 and rng.random() < cfg.augment:
             image = augment(image, rng)
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), caption, boxes, region_captions
+        return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), caption, boxes, region_captions,
+                torch.from_numpy(np.ascontiguousarray(labels)))
 
     def regions(self, scene, y0: int, x0: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[str]]:
         """Random sub-windows on the patch grid (in patches: y0, x0, y1, x1) and their captions."""
@@ -177,7 +182,9 @@ def _encode_with_regions(model, x: torch.Tensor, boxes: torch.Tensor, region_cap
     (MaskCLIP, SCLIP, ClearCLIP, NACLIP) rely on: a value path whose patch features are aligned
     with text. ``levels``: intermediate blocks whose attention output (ln_1, q.k attention,
     out_proj; what MLMP reads) is pooled the same way, once per block.
-    Returns (image embeddings, region embeddings, their captions, level embeddings, their captions).
+    Returns (image embeddings, region embeddings, their captions, level embeddings, their captions,
+    dense maps): ``dense maps`` are the value path's and then each level's projected patch features
+    (B x h x w x E each), for the per-patch term.
     """
     visual = model.visual
     blocks = visual.transformer.resblocks
@@ -188,11 +195,12 @@ def _encode_with_regions(model, x: torch.Tensor, boxes: torch.Tensor, region_cap
         return (visual.ln_post(t[:, 1:]) @ visual.proj).reshape(x.shape[0], grid[0], grid[1], -1)
 
     weights, box_texts = _region_weights(boxes, region_captions, grid)
-    level_emb, level_texts = [], []
+    level_emb, level_texts, level_maps = [], [], []
     for i, block in enumerate(blocks[:-1]):
         if i in levels:
             a = block.ls_1(block.attention(q_x=block.ln_1(tokens)))
-            level_emb.append(_pool_regions(dense(a), weights))
+            level_maps.append(dense(a))
+            level_emb.append(_pool_regions(level_maps[-1], weights))
             level_texts += box_texts
             tokens = tokens + a
             tokens = tokens + block.ls_2(block.mlp(block.ln_2(tokens)))
@@ -205,15 +213,44 @@ def _encode_with_regions(model, x: torch.Tensor, boxes: torch.Tensor, region_cap
     value = F.linear(last.ln_1(tokens), attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
     value = attn.out_proj(value)
     final_patches = dense(final)
+    value_patches = dense(value)
     pooled = final_patches.mean(dim=(1, 2))
     region_emb, texts = [], []
-    for patches in (final_patches, dense(value)):
+    for patches in (final_patches, value_patches):
         region_emb.append(_pool_regions(patches, weights))
         texts += box_texts
     empty = pooled.new_zeros(0, pooled.shape[1])
     region = torch.cat(region_emb)
     level = torch.cat(level_emb) if level_emb else empty
-    return pooled, region, texts, level, level_texts
+    return pooled, region, texts, level, level_texts, [value_patches] + level_maps
+
+
+def patch_targets(labels: torch.Tensor, num_classes: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each patch's class shares: (B*h*w x C) targets summing to 1 over its labelled pixels, and
+    (B*h*w) weights, the labelled share of the patch (255 pixels are unknown, not a class)."""
+    b, hh, ww = labels.shape
+    gh, gw = hh // patch, ww // patch
+    cells = labels[:, : gh * patch, : gw * patch].reshape(b, gh, patch, gw, patch).permute(0, 1, 3, 2, 4)
+    cells = cells.reshape(b * gh * gw, patch * patch).long()
+    cells = torch.where(cells == 255, torch.full_like(cells, num_classes), cells)
+    counts = torch.zeros(cells.shape[0], num_classes + 1).scatter_add_(1, cells, torch.ones(cells.shape))
+    known = counts[:, :num_classes].sum(dim=1)
+    return counts[:, :num_classes] / known.clamp(min=1).unsqueeze(1), known / (patch * patch)
+
+
+def dense_loss(maps: list[torch.Tensor], class_txt: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
+               scale: torch.Tensor) -> torch.Tensor:
+    """Soft cross-entropy of every patch's feature against all class-name embeddings, weighted by
+    the patch's labelled share, averaged over the maps (value path, levels)."""
+    keep = weights > 0
+    if not bool(keep.any()):
+        return class_txt.sum() * 0
+    total = 0
+    for m in maps:
+        f = F.normalize(m.reshape(-1, m.shape[-1]).float()[keep], dim=-1)
+        logp = F.log_softmax(scale * f @ class_txt.T, dim=1)
+        total = total + (-(targets[keep] * logp).sum(dim=1) * weights[keep]).sum() / weights[keep].sum()
+    return total / len(maps)
 
 
 def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, caption_index: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -295,7 +332,9 @@ def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress
     levels = fused_layers(len(model.visual.transformer.resblocks), cfg.level_fraction)[:-1]
     start = time.time() - spent
     bar = tqdm(total=cfg.steps, initial=first_step, desc="train ovss-tiny", unit="step", disable=not progress)
-    for step, (images, captions, boxes, region_captions) in enumerate(loader, start=first_step):
+    class_names = list(stream.world.classes)
+    synonyms = stream.world.synonyms
+    for step, (images, captions, boxes, region_captions, labels) in enumerate(loader, start=first_step):
         if step >= cfg.steps:
             break
         for g in opt.param_groups:
@@ -304,9 +343,9 @@ def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress
         captions = list(captions)
         batch = len(captions)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            level_emb, level_texts = None, []
+            level_emb, level_texts, maps = None, [], []
             if cfg.regions:
-                img, region_emb, region_texts, level_emb, level_texts = _encode_with_regions(
+                img, region_emb, region_texts, level_emb, level_texts, maps = _encode_with_regions(
                     model, x, boxes, region_captions, levels if cfg.level_weight else ())
                 img = torch.cat([img, region_emb])
                 captions = captions + region_texts
@@ -315,6 +354,12 @@ def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress
             distinct = list(dict.fromkeys(captions))
             tokens = tokenizer(distinct)
             txt = model.encode_text(tokens)
+            if cfg.dense_weight and maps:
+                # every class once, under a random name (its own or a synonym) and template
+                pick = np.random.default_rng([cfg.seed, step, 7])
+                names = [str(pick.choice([n, *synonyms.get(n, ())])) for n in class_names]
+                class_tokens = tokenizer([str(pick.choice(templates)).format(n) for n in names])
+                class_txt = model.encode_text(class_tokens)
         used_tokens.update(torch.unique(tokens).tolist())
         img, txt = F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
         scale = model.logit_scale.exp().clamp(max=100)
@@ -329,6 +374,11 @@ def train_tiny_clip(out: str | Path, cfg: TinyClipRecipe | None = None, progress
             level_index = torch.tensor([level_position[c] for c in level_texts])
             level_loss = contrastive_loss(F.normalize(level_emb.float(), dim=-1), level_txt, level_index, scale)
             loss = loss + cfg.level_weight * level_loss
+        if cfg.dense_weight and maps:
+            used_tokens.update(torch.unique(class_tokens).tolist())
+            targets, weights = patch_targets(labels, len(class_names), x.shape[-1] // model.visual.grid_size[1])
+            loss = loss + cfg.dense_weight * dense_loss(maps, F.normalize(class_txt.float(), dim=-1),
+                                                        targets, weights, scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -239,6 +239,15 @@ SUPER: dict[str, str] = {
 }
 
 
+def sibling_negatives(exclude=(), per_class: int = 5) -> dict[str, list[str]]:
+    """OpenDAS-style negative queries from the hierarchy: for each class, up to ``per_class``
+    other classes of its category (in class order) that are not in ``exclude`` (the names a
+    dataset queries): the world's own "similar but different" names, where OpenDAS asks an LLM."""
+    banned = {x.lower() for x in exclude}
+    return {c: [o for o in CLASSES2 if o != c and CATEGORY[o] == CATEGORY[c] and o not in banned][:per_class]
+            for c in CLASSES2}
+
+
 def ancestors(name: str) -> tuple[str, ...]:
     """A class's category and super-category, nearest first (the hierarchy's path to its root)."""
     cat = CATEGORY[name]
