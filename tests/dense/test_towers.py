@@ -272,3 +272,27 @@ def test_a_tower_missing_an_operation_fails_when_created():
     with _pytest.raises(TypeError, match="project"):
         HalfTower(None)
     assert not OpenClipTower.__abstractmethods__
+
+
+def test_a_block_adapter_missing_an_operation_fails_when_created():
+    """BlockAdapter is abstract too: a block that forgets ``ffn`` fails when it is wrapped."""
+    import pytest as _pytest
+
+    from ovss.model.blocks import BlockAdapter, OpenClipBlock, TimmBlock
+
+    class HalfBlock(BlockAdapter):
+        def ln_1(self, x):
+            return x
+
+        def qkv(self, y, grid=None, skip=0):
+            return y, y, y
+
+        def out(self, o):
+            return o
+
+        def ls_1(self, a):
+            return a
+
+    with _pytest.raises(TypeError, match="ffn"):
+        HalfBlock(None, None)
+    assert not OpenClipBlock.__abstractmethods__ and not TimmBlock.__abstractmethods__

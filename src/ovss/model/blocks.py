@@ -3,6 +3,8 @@ the position-embedding resize every tower shares; the towers themselves are in `
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,7 +48,7 @@ def merge_heads(out: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------ blocks
 
 
-class BlockAdapter:
+class BlockAdapter(ABC):
     """One transformer block seen through the operations the dense heads need (pre-norm blocks:
     x + ls_1(attn(ln_1 x)), then x + ls_2(mlp(ln_2 x)))."""
 
@@ -64,24 +66,29 @@ class BlockAdapter:
     def num_heads(self) -> int:
         return self.module.attn.num_heads
 
+    @abstractmethod
     def ln_1(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def qkv(self, y: torch.Tensor, grid: tuple[int, int] | None = None, skip: int = 0):
         """q, k, v (B x H x N x d) of tokens ``y`` (after ``ln_1``); rotary embeddings for ``grid``
         on the tokens after the first ``skip``."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def out(self, o: torch.Tensor) -> torch.Tensor:
         """Attention output B x H x N x d -> B x N x D through the block's output projection."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def ls_1(self, a: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def ffn(self, x: torch.Tensor) -> torch.Tensor:
         """The second residual branch, ``ls_2(mlp(ln_2(x)))``."""
-        raise NotImplementedError
+        ...
 
     def attention(self, y: torch.Tensor, grid: tuple[int, int] | None = None, skip: int = 0) -> torch.Tensor:
         """The block's own attention of ``y`` (after ``ln_1``), through ``out``."""
