@@ -61,3 +61,40 @@ class TestIoUSingleBench:
         (tmp_path / "d.json").write_text("{}")
         assert main(base + ["--concepts-dict", str(tmp_path / "d.json")]) == 2
         assert "--concepts-dict applies to --metric iou-single only" in capsys.readouterr().err
+
+    def test_the_abstract_filter_that_ran_is_recorded_and_a_change_recomputes(self, tmp_path, capsys, monkeypatch):
+        # "auto" runs WordNet where it is installed and the built-in list elsewhere: they keep
+        # different concepts, so a result says which one ran, and a folder made without WordNet
+        # is recomputed once WordNet is there, not read back
+        from ovss.concepts import filters
+
+        root = write_dataset(tmp_path / "sw", n=2, seed=1, split="val", size=112, progress=False)
+        out = tmp_path / "run"
+        args = ["bench", "--dataset", "shapesworld", "--data-root", str(root), "--metric", "iou-single",
+                "--concepts", "cooc", "--out", str(out), *MODEL]
+        monkeypatch.setattr(filters, "find_wordnet", lambda: None)
+        assert main(args) == 0
+        path = out / "shapesworld" / "iou_single" / "cooc.json"
+        first = json.loads(path.read_text())
+        assert first["run_settings"]["abstract_filter"] == "list"
+        assert (first["settings"]["abstract"], first["settings"]["abstract_filter"]) == ("auto", "list")
+
+        class FakeWordNet:
+            location = "/nowhere/wordnet"
+
+            def is_abstract(self, word):
+                return None  # unknown to it: the built-in list answers, as for a missing noun
+
+        monkeypatch.setattr(filters, "find_wordnet", lambda: FakeWordNet())
+        capsys.readouterr()
+        # the folder holds the list's result: another configuration, refused in one line
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "abstract_filter: list -> wordnet (/nowhere/wordnet)" in err and "another configuration" in err
+        assert json.loads(path.read_text()) == first  # untouched
+        assert main(args + ["--overwrite"]) == 0
+        assert "replacing 1 IoU-single result(s)" in capsys.readouterr().err
+        second = json.loads(path.read_text())
+        assert second["run_settings"]["abstract_filter"] == "wordnet (/nowhere/wordnet)"
+        assert second["settings"]["abstract_filter"] == "wordnet (/nowhere/wordnet)"
+        capsys.readouterr()

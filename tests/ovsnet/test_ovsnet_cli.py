@@ -58,7 +58,7 @@ def test_errors_are_one_line(tmp_path, capsys, extra, msg):
 
 
 def test_shapesworld2_exports_learn_their_own_base_classes(tmp_path, capsys):
-    from ovss.ovsnet.ablation import export_base_classes
+    from ovss.world.export import export_base_classes
     from ovss.world.sw2_classes import BENCHMARKS, is_novel
 
     args = ["ovsnet", "ablation", "--world", "shapesworld2", "--benchmark", "sw2-59", "--data", str(tmp_path / "data"),

@@ -29,7 +29,7 @@ class TestShippedModel:
 
 
 class TestShapesWorld2Weights:
-    """The embedded `shapesworld2` tag (fine-tuned on ShapesWorld 2; not the default)."""
+    """The embedded `shapesworld2` tag (trained from scratch on ShapesWorld 2; not the default)."""
 
     def test_loads_as_an_embedded_tag_beside_the_default(self):
         from ovss.model import is_embedded
@@ -41,18 +41,19 @@ class TestShapesWorld2Weights:
     def test_zero_shot_on_the_default_benchmark_things(self):
         from ovss.tinyclip.quality2 import zero_shot_accuracy2
 
-        # 20 things x 10 fresh single-thing images; measured 81.5 / 86.5 / 81.0 % with seeds
-        # 1 / 7 / 11 (chance: 5 %; the shapesworld-levels weights it starts from: 7.5 % on seed 1;
-        # the previous shapesworld2 weights, without the per-patch term: 69.0 / 72.5 / 70.0 %)
+        # 20 things x 10 fresh single-thing images; measured 96.0 / 97.0 / 95.5 % with seeds
+        # 1 / 7 / 11 (chance: 5 %; the first shapesworld2 weights, fine-tuned from
+        # shapesworld-levels: 81.5 / 86.5 / 81.0 %)
         acc = zero_shot_accuracy2(load_model(pretrained="shapesworld2"), n_per_class=10, seed=7)
-        assert acc >= 75.0, acc
+        assert acc >= 90.0, acc
 
     def test_naclip_segments_the_default_benchmark(self):
         from ovss.tinyclip.quality2 import dense_miou2
 
-        # naclip on 10 validation scenes of seed 7 (not the seed-1 scenes the model card reports),
-        # sw2-20's classes queried: measured 33.69 (seeds 11 / 13: 27.46 / 41.63; the
-        # shapesworld-levels weights it starts from: 0.0). A head or weights that lose the
-        # text-aligned value path fall far below.
-        miou = dense_miou2(load_model(pretrained="shapesworld2"), n=10, seed=7)["mIoU"]
-        assert miou >= 30.0, miou
+        # naclip on 60 validation scenes of seed 7 (not the seed-1 scenes the model card reports),
+        # sw2-20's classes queried: measured 54.12 (seeds 11 / 13: 64.12 / 76.57; the first
+        # shapesworld2 weights: 49.86 / 45.42 / 50.73; shapesworld-levels: 0.0). 6 of the 20
+        # classes never occur in these scenes, so a head that hallucinates them loses their share
+        # of the mean; a head or weights that lose the text-aligned value path fall far below.
+        miou = dense_miou2(load_model(pretrained="shapesworld2"), n=60, seed=7)["mIoU"]
+        assert miou >= 50.0, miou

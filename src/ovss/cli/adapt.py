@@ -106,11 +106,10 @@ def _export_meta(args: argparse.Namespace) -> dict:
     and its world decide the defaults, not ShapesWorld's."""
     if args.dataset.lower() != "shapesworld" or not getattr(args, "data", None):
         return {}
-    from ..world.export import read_meta
+    from ..world.export import world2_meta
 
     roots = args.data if isinstance(args.data, (list, tuple)) else [args.data]
-    meta = read_meta(roots[0]) or {}
-    return meta if meta.get("world") == "shapesworld2" else {}
+    return world2_meta(roots[0])
 
 
 def _base_classes(args: argparse.Namespace, fallback: list[str] | None = None) -> list[str]:

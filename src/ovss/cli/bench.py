@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
         torch.manual_seed(0)
         model = load_model(args.model, args.pretrained, device=args.device)
         text = run_iou_single(model, datasets, args.out, _split(args.concepts, "--concepts"), head=args.head,
-                              preset=args.preset, progress=not args.no_progress, dictionary=args.concepts_dict)
+                              preset=args.preset, progress=not args.no_progress, dictionary=args.concepts_dict,
+                              overwrite=args.overwrite)
         print(text, end="")
         return 0
 

@@ -93,8 +93,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Zero-shot accuracy on single-object images, dense mIoU per head on clean "
                     "validation scenes, and naclip's mIoU under the 15 corruptions and the domain styles.",
     )
-    ev.add_argument("--weights", default=None, help="ovss-tiny checkpoint (default: the embedded one)")
-    ev.add_argument("--n", type=int, default=50, help="validation scenes per scenario (default: 50)")
+    ev.add_argument("--weights", default=None,
+                    help="ovss-tiny checkpoint or embedded tag (default: the embedded default; with "
+                         "--world shapesworld2 the shapesworld2 tag)")
+    ev.add_argument("--n", type=int, default=None,
+                    help="validation scenes per scenario (default: 50; with --world shapesworld2 500, so that "
+                         "every sw2-20 class occurs)")
     ev.add_argument("--quick", action="store_true", help="only zero-shot accuracy and naclip on clean scenes")
     ev.add_argument("--out", default=None, help="write the report as JSON here, and as Markdown next to it")
     ev.add_argument("--world", default="shapesworld",
@@ -173,23 +177,34 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from ..files import write_json, write_text
     from ..model import load_model
     from ..tinyclip.quality import quality_report, report_markdown
 
-    model = load_model("ovss-tiny", args.weights) if args.weights else load_model()
+    if args.world not in ("shapesworld", "shapesworld2"):
+        raise OvssError(f"unknown world {args.world!r}; choose shapesworld or shapesworld2", param="--world")
+    if args.n is not None and args.n < 1:
+        raise OvssError(f"--n must be at least 1, got {args.n}", param="--n")
     if args.world == "shapesworld2":
-        from ..tinyclip.quality2 import quality_report2
+        from ..tinyclip.quality2 import EVAL_SCENES, check_benchmarks2, quality_report2, report_markdown2
 
-        report = quality_report2(model, n=args.n, benchmarks=tuple(args.benchmark or ("sw2-20",)))
+        benchmarks = check_benchmarks2(args.benchmark or ("sw2-20",))
+        model = load_model("ovss-tiny", args.weights or "shapesworld2")
+        report = quality_report2(model, n=args.n or EVAL_SCENES, benchmarks=benchmarks)
         report["model"] = model.describe()
-        print(json.dumps(report, indent=1))
+        text = report_markdown2(report)
+        print(text)
         if args.out:
             write_json(args.out, report)
+            write_text(Path(args.out).with_suffix(".md"), text)
         return 0
+    if args.benchmark:
+        raise OvssError("--benchmark names ShapesWorld 2 class lists: add --world shapesworld2 or drop it",
+                        param="--benchmark")
+    args.n = args.n or 50
+    model = load_model("ovss-tiny", args.weights) if args.weights else load_model()
     if args.quick:
         report = quality_report(model, n=args.n, heads=("naclip",), corruptions=(), styles=())
     else:

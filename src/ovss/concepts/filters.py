@@ -207,6 +207,18 @@ def auto_filter() -> AbstractFilter:
     return wordnet_filter() if find_wordnet() is not None else list_filter()
 
 
+def resolved_filter(spec: str) -> str:
+    """The filter ``spec`` runs on this machine, as a result records it: "auto" is WordNet where it
+    is installed and the built-in list elsewhere, and the two keep different concepts, so a result
+    names the one that ran (and where WordNet was read from)."""
+    if spec in ("auto", "wordnet"):
+        wn = find_wordnet()
+        if wn is not None:
+            return f"wordnet ({wn.location})"
+        return "list" if spec == "auto" else "wordnet (not found)"
+    return spec
+
+
 def llm_filter(client) -> AbstractFilter:
     """The contrastive-concepts paper's yes/no question to an LLM (an ``ovss.concepts.llm.LLMClient``)."""
     def check(word: str) -> str | None:

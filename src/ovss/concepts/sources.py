@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..errors import OvssError
 from .cooccurrence import CooccurrenceDictionary, load_dictionary
-from .filters import AbstractFilter, make_abstract_filter
+from .filters import AbstractFilter, make_abstract_filter, resolved_filter
 from .vocabulary import UNINFORMATIVE, normalise
 
 if TYPE_CHECKING:  # annotations only: similarity imports torch, which the command line's help avoids
@@ -99,6 +99,7 @@ class CooccurrenceSource(Source):
     def describe(self) -> dict:
         spec = self._abstract_spec if isinstance(self._abstract_spec, str) else "custom"
         return {"source": self.name, "gamma": self.gamma, "delta": self.delta, "abstract": spec,
+                "abstract_filter": resolved_filter(spec),
                 "dictionary": {"captions": self.dictionary.captions, "concepts": len(self.dictionary.counts),
                                **self.dictionary.info}}
 

@@ -27,7 +27,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # The table of weights that ship inside the package: model name -> {tag: file in WEIGHTS_DIR}.
 EMBEDDED_WEIGHTS: dict[str, dict[str, str]] = {
     # the default; and the same recipe with intermediate blocks aligned to text too (for MLMP), see the model card
-    # "shapesworld2": fine-tuned from shapesworld-levels on ShapesWorld 2 (189 classes; model card)
+    # "shapesworld2": trained from scratch on ShapesWorld 2 with a per-patch term (189 classes; model card)
     "ovss-tiny": {"shapesworld": "ovss-tiny-shapesworld.safetensors",
                   "shapesworld-levels": "ovss-tiny-shapesworld-levels.safetensors",
                   "shapesworld2": "ovss-tiny-shapesworld2.safetensors"},

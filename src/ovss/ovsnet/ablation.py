@@ -23,6 +23,7 @@ from ..text import ClassList
 from .decoder import OVSNetConfig
 from .train import EncodedSet, TrainSettings, encode_dataset, evaluate, train_ovsnet
 from ..outputs import as_job
+from ..world.export import export_base_classes
 
 # variant name -> switches
 VARIANTS: dict[str, dict] = {
@@ -65,15 +66,6 @@ def prepare_data(data_dir: str | Path, n_train: int, n_val: int, seed: int, sigm
                               others_names=True, source_labels=["sw"], progress=progress)
     write_json(meta_path, {**summary, "ablation": wanted})
     return {"train": train, "val": val, "open": open_dir}
-
-
-def export_base_classes(root: str | Path) -> list[str] | None:
-    """The base classes a ShapesWorld 2 export names in its meta.json (None for other folders:
-    ShapesWorld's own split applies)."""
-    from ..world.export import read_meta
-
-    meta = read_meta(root) or {}
-    return list(meta["base_classes"]) if meta.get("world") == "shapesworld2" else None
 
 
 def _text(segmenter, classes: ClassList) -> torch.Tensor:

@@ -70,6 +70,19 @@ def read_meta(out_dir: str | Path) -> dict | None:
         raise OvssError(f"{path} is unreadable; delete it or choose another output folder") from None
 
 
+def world2_meta(root: str | Path) -> dict:
+    """The meta.json of a ShapesWorld 2 export ({} for any other folder): the method commands read
+    its base split and its world for their defaults, instead of ShapesWorld's."""
+    meta = read_meta(root) or {}
+    return meta if meta.get("world") == "shapesworld2" else {}
+
+
+def export_base_classes(root: str | Path) -> list[str] | None:
+    """The base classes a ShapesWorld 2 export names (None for other folders: ShapesWorld's own
+    split applies)."""
+    return list(world2_meta(root)["base_classes"]) if world2_meta(root) else None
+
+
 def _classes_text() -> str:
     return "".join(", ".join((c,) + SYNONYMS[c]) + "\n" for c in CLASSES)
 
