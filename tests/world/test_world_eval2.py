@@ -58,3 +58,20 @@ def test_bad_arguments_are_one_line(args, words, capsys):
     assert main(["world", "eval", *args]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_users_markdown_beside_the_report_is_never_replaced(tmp_path, capsys):
+    # the Markdown report goes next to --out and cannot carry a job tag: an existing one is
+    # replaced only with --overwrite, as the JSON report itself
+    out, notes = tmp_path / "report.json", tmp_path / "report.md"
+    notes.write_text("my notes\n")
+    args = ["world", "eval", "--world", "shapesworld2", "--n", "1", "--benchmark", "sw2-20", "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"refusing to write over {notes}" in err and len(err.strip().splitlines()) == 1
+    assert notes.read_text() == "my notes\n" and not out.exists()  # refused before any work
+    assert main(args + ["--overwrite"]) == 0
+    assert notes.read_text().startswith("Zero-shot classification")
+    assert main(args) == 2  # a rerun does not replace the pair without --overwrite either
+    assert notes.read_text().startswith("Zero-shot classification")
+    capsys.readouterr()

@@ -176,15 +176,27 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def _report_markdown(out: str, overwrite: bool):
+    """Where the report's Markdown goes (next to --out), checked before any work. A Markdown file
+    cannot carry ovss's job tag, so an existing one is replaced only with --overwrite, as the JSON
+    report itself (world eval does not resume): a user's notes of that name stay."""
     from pathlib import Path
 
+    md = Path(out).with_suffix(".md")
+    if md.exists() and not overwrite:
+        raise OvssError(f"refusing to write over {md}: the report's Markdown goes next to --out; choose another "
+                        "--out, or replace it (--overwrite)", param="--overwrite")
+    return md
+
+
+def run_eval(args: argparse.Namespace) -> int:
     from ..files import write_json, write_text
     from ..model import load_model
     from ..tinyclip.quality import quality_report, report_markdown
 
     if args.world not in ("shapesworld", "shapesworld2"):
         raise OvssError(f"unknown world {args.world!r}; choose shapesworld or shapesworld2", param="--world")
+    markdown = _report_markdown(args.out, getattr(args, "overwrite", False)) if args.out else None
     if args.n is not None and args.n < 1:
         raise OvssError(f"--n must be at least 1, got {args.n}", param="--n")
     if args.world == "shapesworld2":
@@ -198,7 +210,7 @@ def run_eval(args: argparse.Namespace) -> int:
         print(text)
         if args.out:
             write_json(args.out, report)
-            write_text(Path(args.out).with_suffix(".md"), text)
+            write_text(markdown, text)
         return 0
     if args.benchmark:
         raise OvssError("--benchmark names ShapesWorld 2 class lists: add --world shapesworld2 or drop it",
@@ -214,5 +226,5 @@ def run_eval(args: argparse.Namespace) -> int:
     print(text)
     if args.out:
         write_json(args.out, report)
-        write_text(Path(args.out).with_suffix(".md"), text)
+        write_text(markdown, text)
     return 0
