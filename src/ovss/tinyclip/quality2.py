@@ -19,8 +19,8 @@ EVAL_SEED = 1
 # so the benchmarks' classes are sparse: 50 scenes of seed 1 miss 5 of sw2-20's 20 classes, and a
 # single false-positive pixel of an absent class scores IoU 0 (MMSegmentation's rule), so an mIoU
 # over 50 scenes mostly counts which absent classes were hallucinated (45.4 there, 56.7 over 500
-# with the same weights). 500 scenes hold every sw2-20 class at least 7 times, as VOC's 1449
-# validation images hold each of its 20 classes.
+# with the first shapesworld2 weights). 500 scenes hold every sw2-20 class at least 7 times, as
+# VOC's 1449 validation images hold each of its 20 classes.
 EVAL_SCENES = 500
 
 

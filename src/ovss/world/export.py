@@ -80,7 +80,8 @@ def world2_meta(root: str | Path) -> dict:
 def export_base_classes(root: str | Path) -> list[str] | None:
     """The base classes a ShapesWorld 2 export names (None for other folders: ShapesWorld's own
     split applies)."""
-    return list(world2_meta(root)["base_classes"]) if world2_meta(root) else None
+    meta = world2_meta(root)
+    return list(meta["base_classes"]) if meta else None
 
 
 def _classes_text() -> str:
