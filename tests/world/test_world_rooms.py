@@ -1,4 +1,4 @@
-"""ShapesWorld-3D: hand-built rooms render the depths and ids geometry says; rooms are deterministic,
+"""ShapesWorld-3D (and ShapesWorld 2's rooms, which share its geometry): hand-built rooms render the depths and ids geometry says; rooms are deterministic,
 styles change only colours, and the written points carry the labels the frames show."""
 import numpy as np
 import pytest
@@ -7,6 +7,7 @@ from ovss.errors import OvssError
 from ovss.scene3d.projection import compute_visibility
 from ovss.scene3d.scene import read_masks, read_scene
 from ovss.world.rooms import Primitive, Room, look_at, make_room, render_frame, sample_points, write_rooms
+from ovss.world.sw2_rooms import make_room2
 
 
 def hand_room():
@@ -45,18 +46,19 @@ def test_hand_built_room_depths_and_ids():
     assert 40 <= int((ids == 2).sum()) <= 60
 
 
-def test_rooms_are_deterministic_and_styles_change_only_colours():
-    a, b = make_room(11, objects=4, frames=3), make_room(11, objects=4, frames=3)
+@pytest.mark.parametrize("maker", [make_room, make_room2], ids=["shapesworld", "shapesworld2"])
+def test_rooms_are_deterministic_and_styles_change_only_colours(maker):
+    a, b = maker(11, objects=4, frames=3), maker(11, objects=4, frames=3)
     assert a.instances == b.instances and np.array_equal(a.cameras, b.cameras)
     ca, da, ia = render_frame(a, a.cameras[1])
     cb, db, ib = render_frame(b, b.cameras[1])
     assert np.array_equal(ca, cb) and np.array_equal(da, db) and np.array_equal(ia, ib)
-    night = make_room(11, objects=4, frames=3, style="night")
+    night = maker(11, objects=4, frames=3, style="night")
     cn, dn, i_n = render_frame(night, night.cameras[1])
     assert np.array_equal(dn, da) and np.array_equal(i_n, ia)
     assert cn.mean() < 0.6 * ca.mean()  # night is dark
-    assert make_room(12, objects=4, frames=3).instances != a.instances or not np.array_equal(
-        make_room(12, objects=4, frames=3).cameras, a.cameras)
+    assert maker(12, objects=4, frames=3).instances != a.instances or not np.array_equal(
+        maker(12, objects=4, frames=3).cameras, a.cameras)
     kinds = [i["kind"] for i in a.instances]
     assert kinds.count("wall") == 4 and kinds.count("object") == 4 and kinds.count("floor") in (1, 2)
 

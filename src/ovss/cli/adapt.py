@@ -102,9 +102,9 @@ def _llm(args: argparse.Namespace):
 
 
 def _export_meta(args: argparse.Namespace) -> dict:
-    """meta.json of a ShapesWorld 2 export given as --data ({} for anything else): its base split
-    and its world decide the defaults, not ShapesWorld's."""
-    if args.dataset.lower() != "shapesworld" or not getattr(args, "data", None):
+    """meta.json of a ShapesWorld 2 export or of ShapesWorld 2 rooms given as --data ({} for anything
+    else): its base split and its world decide the defaults, not ShapesWorld's."""
+    if args.dataset.lower() not in ("shapesworld", "scene3d") or not getattr(args, "data", None):
         return {}
     from ..world.export import world2_meta
 
@@ -152,7 +152,8 @@ def _load_model(args: argparse.Namespace, prompts: str | None = None):
 
 
 def _shapesworld3d(args: argparse.Namespace) -> bool:
-    """--dataset scene3d on rooms of `ovss world make3d` (ShapesWorld's classes and base split)."""
+    """--dataset scene3d on rooms of `ovss world make3d` (ShapesWorld's classes and base split, or
+    a ShapesWorld 2 rooms folder's own, which ``_export_meta`` reads first)."""
     if args.dataset.lower() != "scene3d":
         return False
     from ..scene3d.segments import is_scene_dataset

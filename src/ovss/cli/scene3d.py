@@ -42,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          description="Score `ovss 3d classify` results against the scenes' ground truth.")
     e.add_argument("results", nargs="+", metavar="DIR", help="output folders of `ovss 3d classify`")
     e.add_argument("--base-classes", default=None, metavar="FILE",
-                   help="classes seen in adaptation (default: the prompts' own, else ShapesWorld's base split)")
+                   help="classes seen in adaptation (default: the prompts' own, else the rooms' own split)")
     e.add_argument("--min-region", type=int, default=100, help="smallest instance that counts, points (default: 100)")
     e.add_argument("--out", default=None, metavar="JSON", help="also write the scores here")
     e.set_defaults(func=run_eval)

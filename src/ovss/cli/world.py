@@ -2,6 +2,7 @@
 
     ovss world make --out DIR --n N [--style default|night|sketch] [--seed K] [--split val] [--size 224]
     ovss world make3d --out DIR --n N [--split val] [--objects 6] [--frames 12] [--points 20000] [--style ...]
+                     [--world shapesworld2 [--benchmark sw2-59]]
     ovss world train --out FILE.safetensors [--steps N] [--batch-size B] [--seed K] ...
     ovss world eval [--weights FILE] [--n 50] [--quick] [--out REPORT.json]
 """
@@ -54,6 +55,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     make3d.add_argument("--frames", type=int, default=12, help="posed frames per room (default: 12)")
     make3d.add_argument("--points", type=int, default=20000, help="points per room (default: 20000)")
     make3d.add_argument("--size", default="240x320", help="frame size HxW (default: 240x320)")
+    make3d.add_argument("--world", default="shapesworld",
+                        help="shapesworld (19 classes) or shapesworld2 (rooms of its contexts; default: shapesworld)")
+    make3d.add_argument("--benchmark", default=None,
+                        help="ShapesWorld 2 class list with every stuff class: sw2-59 (default), sw2-150 or sw2-all")
     make3d.add_argument("--no-progress", action="store_true", help="no progress bar")
     make3d.set_defaults(func=run_make3d)
 
@@ -146,8 +151,10 @@ def run_make3d(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     size = (size, size) if isinstance(size, int) else size
     out = write_rooms(args.out_dir, args.n, split=args.split, seed=args.seed, style=args.style, objects=args.objects,
-                      frames=args.frames, points=args.points, frame_size=size, progress=not args.no_progress)
-    print(f"ShapesWorld-3D: {args.n} {args.style} rooms of split {args.split!r} in {out}")
+                      frames=args.frames, points=args.points, frame_size=size, progress=not args.no_progress,
+                      world=args.world, benchmark=args.benchmark)
+    what = "ShapesWorld-3D" if args.world == "shapesworld" else f"ShapesWorld 2 ({args.benchmark or 'sw2-59'})"
+    print(f"{what}: {args.n} {args.style} rooms of split {args.split!r} in {out}")
     return 0
 
 

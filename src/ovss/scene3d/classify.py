@@ -127,18 +127,21 @@ def load_learner(prompts: str | os.PathLike | None = None, model: str | None = N
 
 
 def scene_classes(scene_dir: str | os.PathLike, classes: str | None, classes_file: str | None) -> ClassList:
-    """--classes / --classes-file, else the classes a ShapesWorld-3D scene records (with their synonyms)."""
+    """--classes / --classes-file, else the classes a ShapesWorld-3D or ShapesWorld 2 room records,
+    with its own world's synonyms (the two worlds share names such as "house" but not synonyms)."""
     from ..text import parse_classes
     from .scene import read_meta3d
 
     if classes is None and classes_file is None:
-        recorded = read_meta3d(scene_dir).get("classes")
+        meta = read_meta3d(scene_dir)
+        recorded = meta.get("classes")
         if not recorded:
             raise OvssError(f"{scene_dir} records no class names; pass classes=\"chair, table\" or a class file",
                               param="classes")
-        from ..world import SYNONYMS
+        from ..world.worlds import get_world
 
-        return parse_classes([[c, *SYNONYMS.get(c, ())] for c in recorded])
+        synonyms = get_world(meta.get("world", "shapesworld")).synonyms
+        return parse_classes([[c, *synonyms.get(c, ())] for c in recorded])
     return parse_classes(classes, classes_file)
 
 

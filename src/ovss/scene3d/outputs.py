@@ -228,8 +228,9 @@ def format_scores(scores: dict) -> str:
 
 def evaluate_folders(folders: Sequence[str | os.PathLike], base_file: str | os.PathLike | None = None,
                      min_region: int = 100) -> dict:
-    """``ovss 3d eval``: base classes from ``base_file``, else the prompts' own, else ShapesWorld's
-    split for ShapesWorld-3D scenes (else none: no base/novel split); scores plus their table."""
+    """``ovss 3d eval``: base classes from ``base_file``, else the prompts' own, else the rooms' own
+    split for ShapesWorld-3D and ShapesWorld 2 rooms (else none: no base/novel split); scores plus
+    their table."""
     if min_region < 1:
         raise OvssError(f"min_region must be at least 1 point, got {min_region}", param="min_region")
     results = [read_result(f) for f in folders]
@@ -243,7 +244,8 @@ def evaluate_folders(folders: Sequence[str | os.PathLike], base_file: str | os.P
     elif results and read_meta3d(results[0]["scene"]).get("format") == "shapesworld3d":
         from ..world import BASE_CLASSES
 
-        base = list(BASE_CLASSES)
+        # ShapesWorld 2 rooms name their benchmark's split; ShapesWorld-3D's is ShapesWorld's
+        base = list(read_meta3d(results[0]["scene"]).get("base_classes") or BASE_CLASSES)
     scores = evaluate_results(folders, base, min_region)
     scores["table"] = format_scores(scores)
     return scores

@@ -107,20 +107,77 @@ def look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
     return pose
 
 
-def _plane(instance, name, texture, corner, u, v, alpha=None, tile=None) -> Primitive:
+def plane(instance, name, texture, corner, u, v, alpha=None, tile=None) -> Primitive:
+    """A plane primitive with corner ``corner`` spanned by ``u`` (along) and ``v`` (up)."""
     return Primitive("plane", instance, name, texture, np.asarray(corner, float), np.asarray([u, v], float),
                      alpha=alpha, tile=tile)
+
+
+def room_extent(rng: np.random.Generator, objects: int) -> tuple[float, float]:
+    """The floor's x and y sides: about 2.2 m per object on a side, at least 6 m, +-10 %."""
+    side = max(6.0, 2.2 * np.sqrt(max(objects, 1)))
+    return side * rng.uniform(0.9, 1.1), side * rng.uniform(0.9, 1.1)
+
+
+def floor_spans(rng: np.random.Generator, sx: float, halves: int) -> list[tuple[float, float]]:
+    """The x ranges of a floor of one ground, or of two halves cut at 35-65 % of the room."""
+    if halves == 1:
+        return [(0.0, sx)]
+    cut = sx * rng.uniform(0.35, 0.65)
+    return [(0.0, cut), (cut, sx)]
+
+
+# the four walls, each (corner, direction along the wall), anticlockwise seen from above
+def wall_sides(sx: float, sy: float) -> list[tuple[tuple, tuple]]:
+    return [((0, 0, 0), (sx, 0, 0)), ((sx, 0, 0), (0, sy, 0)), ((sx, sy, 0), (-sx, 0, 0)), ((0, sy, 0), (0, -sy, 0))]
+
+
+def ring_cameras(rng: np.random.Generator, sx: float, sy: float, frames: int) -> np.ndarray:
+    """F x 4 x 4 poses on a ring around the room's centre, each looking across it, with some spread."""
+    centre = np.array([sx / 2, sy / 2, 0.0])
+    ring = 0.3 * min(sx, sy)
+    cams = []
+    a0 = rng.uniform(0, 2 * np.pi)
+    for f in range(frames):
+        a = a0 + 2 * np.pi * f / frames + rng.uniform(-0.15, 0.15)
+        pos = centre + np.array([ring * np.cos(a), ring * np.sin(a), rng.uniform(1.3, 1.8)])
+        look = a + np.pi + rng.uniform(-0.6, 0.6)  # across the centre, with some spread
+        target = centre + np.array([0.5 * ring * np.cos(look), 0.5 * ring * np.sin(look), rng.uniform(0.5, 1.1)])
+        cams.append(look_at(pos, target))
+    return np.stack(cams)
+
+
+def free_spot(rng: np.random.Generator, cameras: np.ndarray, placed: list, sx: float, sy: float,
+              long_side: float) -> tuple[float, float]:
+    """A floor position 0.9 m or more from every camera and clear of the ``placed`` (x, y, size)
+    objects (40 tries; the last try is kept when none is clear)."""
+    for _try in range(40):
+        x, y = rng.uniform(0.6, sx - 0.6), rng.uniform(0.6, sy - 0.6)
+        far_from_cams = np.min(np.hypot(cameras[:, 0, 3] - x, cameras[:, 1, 3] - y)) > 0.9
+        if far_from_cams and all(np.hypot(x - px, y - py) > 0.55 * (long_side + r) for px, py, r in placed):
+            break
+    return x, y
+
+
+def cutout_size(alpha: np.ndarray, long_side: float) -> tuple[float, float]:
+    """(width, height) in metres of a cut-out whose texture's longer side spans ``long_side``."""
+    th, tw = alpha.shape
+    return (long_side, long_side * th / tw) if tw >= th else (long_side * tw / th, long_side)
+
+
+def pinhole(frame_size: tuple[int, int]) -> np.ndarray:
+    """The rooms' camera matrix: focal length 0.8 x the frame width, centred."""
+    fy = fx = 0.8 * frame_size[1]
+    return np.array([[fx, 0, (frame_size[1] - 1) / 2], [0, fy, (frame_size[0] - 1) / 2], [0, 0, 1]])
 
 
 def make_room(seed: int, objects: int = 6, frames: int = 12, frame_size: tuple[int, int] = (240, 320),
               style: str = "default") -> Room:
     """Room number ``seed``: floor, walls, ``objects`` objects and ``frames`` cameras looking in."""
     check_style(style)
-    if objects < 0 or frames < 1:
-        raise OvssError(f"a room needs 0 or more objects and at least 1 frame (got {objects} objects, {frames} frames)")
+    check_room_counts(objects, frames)
     rng = np.random.default_rng([int(seed), 31])
-    side = max(6.0, 2.2 * np.sqrt(max(objects, 1)))
-    sx, sy = side * rng.uniform(0.9, 1.1), side * rng.uniform(0.9, 1.1)
+    sx, sy = room_extent(rng, objects)
     height = 3.0
     prims: list[Primitive] = []
     instances: list[dict] = []
@@ -133,32 +190,18 @@ def make_room(seed: int, objects: int = 6, frames: int = 12, frame_size: tuple[i
     grounds = [str(rng.choice(GROUNDS))]
     if rng.random() < 0.4:
         grounds.append(str(rng.choice([g for g in GROUNDS if g != grounds[0]])))
-    cut = sx * rng.uniform(0.35, 0.65) if len(grounds) == 2 else sx
-    spans = [(0.0, cut)] + ([(cut, sx)] if len(grounds) == 2 else [])
-    for g, (x0, x1) in zip(grounds, spans):
+    for g, (x0, x1) in zip(grounds, floor_spans(rng, sx, len(grounds))):
         i = add("floor", g)
-        prims.append(_plane(i, g, stuff_texture(g, style, seed * 7 + i), (x0, 0, 0), (x1 - x0, 0, 0), (0, sy, 0),
-                            tile=TEXTURE_METRES))
+        prims.append(plane(i, g, stuff_texture(g, style, seed * 7 + i), (x0, 0, 0), (x1 - x0, 0, 0), (0, sy, 0),
+                           tile=TEXTURE_METRES))
     # walls: bricks or a sky backdrop, each its own instance
-    walls = [((0, 0, 0), (sx, 0, 0)), ((sx, 0, 0), (0, sy, 0)), ((sx, sy, 0), (-sx, 0, 0)), ((0, sy, 0), (0, -sy, 0))]
-    for corner, along in walls:
+    for corner, along in wall_sides(sx, sy):
         name = "sky" if rng.random() < 0.4 else "wall"
         i = add("wall", name)
-        prims.append(_plane(i, name, stuff_texture(name, style, seed * 7 + i), corner, along, (0, 0, height),
-                            tile=TEXTURE_METRES))
+        prims.append(plane(i, name, stuff_texture(name, style, seed * 7 + i), corner, along, (0, 0, height),
+                           tile=TEXTURE_METRES))
 
-    # cameras on a ring around the centre, looking across the room
-    centre = np.array([sx / 2, sy / 2, 0.0])
-    ring = 0.3 * min(sx, sy)
-    cams = []
-    a0 = rng.uniform(0, 2 * np.pi)
-    for f in range(frames):
-        a = a0 + 2 * np.pi * f / frames + rng.uniform(-0.15, 0.15)
-        pos = centre + np.array([ring * np.cos(a), ring * np.sin(a), rng.uniform(1.3, 1.8)])
-        look = a + np.pi + rng.uniform(-0.6, 0.6)  # across the centre, with some spread
-        target = centre + np.array([0.5 * ring * np.cos(look), 0.5 * ring * np.sin(look), rng.uniform(0.5, 1.1)])
-        cams.append(look_at(pos, target))
-    cameras = np.stack(cams)
+    cameras = ring_cameras(rng, sx, sy, frames)
 
     # objects: away from the cameras and from each other
     placed: list[tuple[float, float, float]] = []
@@ -166,11 +209,7 @@ def make_room(seed: int, objects: int = 6, frames: int = 12, frame_size: tuple[i
         name = str(rng.choice(OBJECTS))
         host = max(HOSTS[name], key=HOSTS[name].get)
         long_side = rng.uniform(0.9, 1.5)
-        for _try in range(40):
-            x, y = rng.uniform(0.6, sx - 0.6), rng.uniform(0.6, sy - 0.6)
-            far_from_cams = np.min(np.hypot(cameras[:, 0, 3] - x, cameras[:, 1, 3] - y)) > 0.9
-            if far_from_cams and all(np.hypot(x - px, y - py) > 0.55 * (long_side + r) for px, py, r in placed):
-                break
+        x, y = free_spot(rng, cameras, placed, sx, sy, long_side)
         placed.append((x, y, long_side))
         i = add("object", name)
         tex_seed = seed * 7 + i
@@ -180,18 +219,20 @@ def make_room(seed: int, objects: int = 6, frames: int = 12, frame_size: tuple[i
             prims.append(Primitive("sphere", i, name, texture, np.array([x, y, r]), radius=r, alpha=alpha))
             continue
         texture, alpha = object_texture(name, host, rng, style, tex_seed)
-        th, tw = alpha.shape
-        w, h = (long_side, long_side * th / tw) if tw >= th else (long_side * tw / th, long_side)
+        w, h = cutout_size(alpha, long_side)
         yaw = rng.uniform(0, np.pi)
         u = np.array([np.cos(yaw), np.sin(yaw), 0.0]) * w
         z0 = 0.0 if OBJECT_ANCHOR[name] == "base" else rng.uniform(1.0, height - h - 0.2)
         corner = np.array([x, y, z0]) - u / 2
-        prims.append(_plane(i, name, texture, corner, u, (0, 0, h), alpha=alpha))
+        prims.append(plane(i, name, texture, corner, u, (0, 0, h), alpha=alpha))
 
-    fy = fx = 0.8 * frame_size[1]
-    k = np.array([[fx, 0, (frame_size[1] - 1) / 2], [0, fy, (frame_size[0] - 1) / 2], [0, 0, 1]])
     info = {"objects": objects, "frames": frames, "frame_size": list(frame_size), "room": [sx, sy, height]}
-    return Room(int(seed), style, (sx, sy, height), prims, instances, cameras, k, tuple(frame_size), info)
+    return Room(int(seed), style, (sx, sy, height), prims, instances, cameras, pinhole(frame_size), tuple(frame_size), info)
+
+
+def check_room_counts(objects: int, frames: int) -> None:
+    if objects < 0 or frames < 1:
+        raise OvssError(f"a room needs 0 or more objects and at least 1 frame (got {objects} objects, {frames} frames)")
 
 
 # ---------------------------------------------------------------- ray casting
@@ -324,7 +365,7 @@ def sample_points(room: Room, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 FORMAT = "shapesworld3d"
 ROOMS_VERSION = 1  # bump when the same settings would give other rooms
 # settings every split of one folder shares (a folder holds several splits, e.g. train and val)
-_KEY_FIELDS = ("format", "rooms_version", "style", "seed", "objects", "frames", "points", "frame_size")
+_KEY_FIELDS = ("format", "rooms_version", "style", "seed", "objects", "frames", "points", "frame_size", "world", "benchmark")
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
@@ -336,8 +377,11 @@ def room_name(seed: int) -> str:
     return f"room_{seed:06d}"
 
 
-def write_room(root, room: Room, points: int) -> dict:
-    """Write one room in the scene layout; ``instances.json`` is written last (a finished room has it)."""
+def write_room(root, room: Room, points: int, classes: tuple[str, ...] = CLASSES,
+               base_classes: tuple[str, ...] | None = None) -> dict:
+    """Write one room in the scene layout; ``instances.json`` is written last (a finished room has it).
+    ``base_classes`` (ShapesWorld 2) go into it, so ``ovss 3d eval`` splits base and novel as the
+    rooms do."""
     from .layout3d import DEPTH_SCALE, write_frame, write_scene_layout
 
     xyz, rgb, ids = sample_points(room, points)
@@ -347,8 +391,10 @@ def write_room(root, room: Room, points: int) -> dict:
         color, depth, _ = render_frame(room, pose)
         write_frame(root, f, color, depth, pose, DEPTH_SCALE)
     meta = {"format": FORMAT, "rooms_version": ROOMS_VERSION, "seed": room.seed, "style": room.style,
-            "depth_scale": DEPTH_SCALE, "instances": room.instances, "classes": list(CLASSES),
+            "depth_scale": DEPTH_SCALE, "instances": room.instances, "classes": list(classes),
             "points": int(points), **room.info}
+    if base_classes is not None:
+        meta["base_classes"] = list(base_classes)
     write_json(Path(root) / "instances.json", meta)
     return meta
 
@@ -356,17 +402,43 @@ def write_room(root, room: Room, points: int) -> dict:
 @as_job("world make3d")
 def write_rooms(out_dir, n: int, split: str = "val", seed: int = 0, style: str = "default", objects: int = 6,
                 frames: int = 12, points: int = 20000, frame_size: tuple[int, int] = (240, 320),
-                progress: bool = True) -> Path:
+                progress: bool = True, world: str = "shapesworld", benchmark: str | None = None) -> Path:
     """Write ``n`` rooms to ``out_dir/split/`` (and ``split.txt``, ``classes.txt``, ``meta.json``).
 
-    Rerunning with the same settings finishes an interrupted run (finished rooms are kept); a folder
-    made with other settings is refused, and a room folder ovss did not write is never written over.
+    ``world="shapesworld2"``: ShapesWorld 2 rooms labelled with ``benchmark``'s classes (default
+    sw2-59; ``sw2_rooms``). Rerunning with the same settings finishes an interrupted run (finished
+    rooms are kept); a folder made with other settings is refused, and a room folder ovss did not
+    write is never written over.
     """
     from tqdm import tqdm
 
     from .export import check_export_target, read_meta, scene_seed
 
-    check_style(style)
+    if world not in ("shapesworld", "shapesworld2"):
+        raise OvssError(f"unknown world {world!r}; rooms exist for shapesworld and shapesworld2", param="world")
+    if world == "shapesworld2":
+        from .sw2_classes import SYNONYMS2, is_novel
+        from .sw2_rooms import ROOM_BENCHMARK, check_room_benchmark, make_room2
+        from .sw2_scene import check_style2
+
+        check_style2(style)
+        benchmark = benchmark or ROOM_BENCHMARK
+        classes = check_room_benchmark(benchmark)
+        base = tuple(c for c in classes if not is_novel(c))
+        novel = tuple(c for c in classes if is_novel(c))
+        synonyms = SYNONYMS2
+
+        def build(s: int) -> Room:
+            return make_room2(s, objects, frames, frame_size, style, benchmark)
+    else:
+        if benchmark is not None:
+            raise OvssError("benchmark applies to world='shapesworld2' only (ShapesWorld has one class list)",
+                            param="benchmark")
+        check_style(style)
+        classes, base, novel, synonyms = CLASSES, BASE_CLASSES, NOVEL_CLASSES, SYNONYMS
+
+        def build(s: int) -> Room:
+            return make_room(s, objects, frames, frame_size, style)
     out = check_export_target(out_dir, n, split, "the rooms")
     if objects < 0:
         raise OvssError(f"objects must be 0 or more, got {objects}", param="objects")
@@ -378,15 +450,17 @@ def write_rooms(out_dir, n: int, split: str = "val", seed: int = 0, style: str =
                         param="points")
     meta = {"format": FORMAT, "rooms_version": ROOMS_VERSION, "style": style, "seed": int(seed), "splits": {split: int(n)},
             "objects": int(objects), "frames": int(frames), "points": int(points),
-            "frame_size": list(frame_size), "classes": list(CLASSES), "base_classes": list(BASE_CLASSES),
-            "novel_classes": list(NOVEL_CLASSES)}
+            "frame_size": list(frame_size), "classes": list(classes), "base_classes": list(base),
+            "novel_classes": list(novel)}
+    if world == "shapesworld2":
+        meta.update(world=world, benchmark=benchmark)
     old = read_meta(out)
     if old is not None:
         if old.get("format") != FORMAT:
             raise OvssError(f"{out} holds another kind of dataset ({old.get('format')}); choose another out_dir", param="out_dir")
-        diff = [k for k in _KEY_FIELDS if old.get(k) != meta[k]]
+        diff = [k for k in _KEY_FIELDS if old.get(k) != meta.get(k)]
         if diff:
-            raise OvssError(f"{out} holds ShapesWorld-3D rooms made with other settings ({', '.join(diff)} differ); "
+            raise OvssError(f"{out} holds 3D rooms made with other settings ({', '.join(diff)} differ); "
                             "choose another out_dir or delete it", param="out_dir")
         meta["splits"] = {**old.get("splits", {}), split: int(n)}
     elif (out / split).exists() and any((out / split).iterdir()):
@@ -400,7 +474,7 @@ def write_rooms(out_dir, n: int, split: str = "val", seed: int = 0, style: str =
         folder = out / split / name
         if (folder / "instances.json").is_file():
             continue
-        write_room(folder, make_room(s, objects, frames, frame_size, style), points)
-    write_text(out / "classes.txt", "".join(", ".join((c,) + SYNONYMS[c]) + "\n" for c in CLASSES))
+        write_room(folder, build(s), points, classes, base if world == "shapesworld2" else None)
+    write_text(out / "classes.txt", "".join(", ".join((c,) + tuple(synonyms[c])) + "\n" for c in classes))
     write_text(out / f"{split}.txt", "".join(x + "\n" for x in names))
     return out
