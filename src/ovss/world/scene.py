@@ -224,37 +224,53 @@ def _sample_objects(rng: np.random.Generator, anchor: str, host: str, stuff: np.
 
 # ---------------------------------------------------------------- labels and scenes
 
-def _compose(stuff: np.ndarray, placed: list[_Placed]):
-    """Labels, instances and attributes from geometry alone (no colours)."""
+def paint_things(stuff: np.ndarray, pieces: list[tuple[int, int, np.ndarray, int]], num_stuff: int):
+    """Labels and instances of a scene from geometry alone, for both worlds.
+
+    ``stuff`` holds stuff class indices (stuff comes first in a world's class list); ``pieces`` are
+    the things in painting order, each (y0, x0, visible mask, class index), and may stick out of
+    the image. Returns (labels, instances, owners): a thing with fewer than ``MIN_OBJECT_PIXELS``
+    visible pixels is labelled ``IGNORE_INDEX`` and is no instance; ``instances`` lists (class,
+    mask) per visible stuff class, then per kept thing; ``owners`` gives each instance's index in
+    ``pieces`` (None for stuff), so a world can attach its attributes.
+    """
     h, w = stuff.shape
     labels = stuff.copy()
     owner = np.full((h, w), -1, dtype=np.int16)
-    for k, o in enumerate(placed):
-        ph, pw = o.part_map.shape
-        ya, xa, yb, xb = max(o.y0, 0), max(o.x0, 0), min(o.y0 + ph, h), min(o.x0 + pw, w)
+    for k, (y0, x0, mask, c) in enumerate(pieces):
+        ph, pw = mask.shape
+        ya, xa, yb, xb = max(y0, 0), max(x0, 0), min(y0 + ph, h), min(x0 + pw, w)
         if ya >= yb or xa >= xb:
             continue
-        m = o.part_map[ya - o.y0:yb - o.y0, xa - o.x0:xb - o.x0] > 0
-        labels[ya:yb, xa:xb][m] = CLASS_INDEX[o.name]
+        m = mask[ya - y0:yb - y0, xa - x0:xb - x0]
+        labels[ya:yb, xa:xb][m] = c
         owner[ya:yb, xa:xb][m] = k
-    counts = np.bincount(owner.ravel().astype(np.int64) + 1, minlength=len(placed) + 1)
+    counts = np.bincount(owner.ravel().astype(np.int64) + 1, minlength=len(pieces) + 1)
     instances: list[tuple[int, np.ndarray]] = []
-    attributes: list[dict] = []
+    owners: list[int | None] = []
     free = owner < 0
-    for c in np.flatnonzero(np.bincount(stuff.ravel(), minlength=len(STUFF))):
+    for c in np.flatnonzero(np.bincount(stuff.ravel(), minlength=num_stuff)):
         mask = free & (stuff == c)
         if mask.any():
             instances.append((int(c), mask))
-            attributes.append({})
-    for k, o in enumerate(placed):
+            owners.append(None)
+    for k, (_, _, _, c) in enumerate(pieces):
         if counts[k + 1] == 0:
             continue
         mask = owner == k
         if counts[k + 1] < MIN_OBJECT_PIXELS:
             labels[mask] = IGNORE_INDEX
             continue
-        instances.append((CLASS_INDEX[o.name], mask))
-        attributes.append({"color": o.color, "host": o.host})
+        instances.append((c, mask))
+        owners.append(k)
+    return labels, instances, owners
+
+
+def _compose(stuff: np.ndarray, placed: list[_Placed]):
+    """Labels, instances and attributes (colour, host) from geometry alone (no colours)."""
+    pieces = [(o.y0, o.x0, o.part_map > 0, CLASS_INDEX[o.name]) for o in placed]
+    labels, instances, owners = paint_things(stuff, pieces, len(STUFF))
+    attributes = [{} if k is None else {"color": placed[k].color, "host": placed[k].host} for k in owners]
     return labels, instances, attributes
 
 

@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 from ..errors import OvssError
-from .scene import MIN_OBJECT_PIXELS, MIN_STUFF_FRACTION, Scene, _pick, _size
+from .scene import MIN_OBJECT_PIXELS, MIN_STUFF_FRACTION, Scene, _pick, _size, paint_things
 from .sw2_classes import (
     BENCHMARKS, CLASS_INDEX2, CLASSES2, CONTEXTS, RECOLOR, STUFF2, STYLES2, SYNONYMS2, THING_ZONE, THINGS,
 )
@@ -141,37 +141,18 @@ def _overlap(a, b) -> float:
 
 
 def _compose(stuff: np.ndarray, placed: list[dict]):
-    """Labels (indices into CLASSES2), instances and attributes from geometry alone."""
-    h, w = stuff.shape
-    labels = stuff.copy()  # stuff comes first in CLASSES2, so its STUFF2 index is its class index
-    owner = np.full((h, w), -1, dtype=np.int16)
-    for k, o in enumerate(placed):
-        m = o["mask"]
-        ph, pw = m.shape
-        ya, xa, yb, xb = max(o["y0"], 0), max(o["x0"], 0), min(o["y0"] + ph, h), min(o["x0"] + pw, w)
-        if ya >= yb or xa >= xb:
-            continue
-        mm = m[ya - o["y0"]:yb - o["y0"], xa - o["x0"]:xb - o["x0"]]
-        labels[ya:yb, xa:xb][mm] = CLASS_INDEX2[o["name"]]
-        owner[ya:yb, xa:xb][mm] = k
-    counts = np.bincount(owner.ravel().astype(np.int64) + 1, minlength=len(placed) + 1)
-    instances, attributes = [], []
-    free = owner < 0
-    for c in np.flatnonzero(np.bincount(stuff.ravel(), minlength=len(STUFF2))):
-        mask = free & (stuff == c)
-        if mask.any():
-            instances.append((int(c), mask))
+    """Labels (indices into CLASSES2), instances and attributes (colour, host, side) from geometry
+    alone; stuff comes first in CLASSES2, so a STUFF2 index is its class index."""
+    pieces = [(o["y0"], o["x0"], o["mask"], CLASS_INDEX2[o["name"]]) for o in placed]
+    labels, instances, owners = paint_things(stuff, pieces, len(STUFF2))
+    attributes = []
+    for (_, mask), k in zip(instances, owners):
+        if k is None:
             attributes.append({})
-    for k, o in enumerate(placed):
-        if counts[k + 1] == 0:
-            continue
-        mask = owner == k
-        if counts[k + 1] < MIN_OBJECT_PIXELS:
-            labels[mask] = 255
             continue
         xs = np.flatnonzero(mask.any(axis=0))
-        centre = (xs[0] + xs[-1]) / 2 / w
-        instances.append((CLASS_INDEX2[o["name"]], mask))
+        centre = (xs[0] + xs[-1]) / 2 / stuff.shape[1]
+        o = placed[k]
         attributes.append({"color": o["color"], "host": o["host"], "thing": True,
                            "side": "left" if centre < 0.33 else "right" if centre > 0.67 else "middle"})
     return labels, instances, attributes
