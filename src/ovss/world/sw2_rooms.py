@@ -76,7 +76,8 @@ def make_room2(seed: int, objects: int = 6, frames: int = 12, frame_size: tuple[
     check_room_counts(objects, frames)
     classes = set(check_room_benchmark(benchmark))
     rng = np.random.default_rng([int(seed), 41])
-    context = room_contexts(benchmark)[int(rng.integers(len(room_contexts(benchmark))))]
+    contexts = room_contexts(benchmark)
+    context = contexts[int(rng.integers(len(contexts)))]
     ctx = CONTEXTS[context]
     sx, sy = room_extent(rng, objects)
     prims: list[Primitive] = []
