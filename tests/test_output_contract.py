@@ -37,7 +37,7 @@ def inputs(tmp_path_factory):
     """Small inputs every command can name: a ShapesWorld folder, a room, a caption file, a class
     file, a classify result folder."""
     root = tmp_path_factory.mktemp("inputs")
-    assert main(["world", "make", "--out", str(root / "w"), "--n", "2", "--size", "48"]) == 0
+    assert main(["world", "make", "--world", "shapesworld", "--out", str(root / "w"), "--n", "2", "--size", "48"]) == 0
     assert main(["world", "make3d", "--out", str(root / "r"), "--n", "1", "--frames", "2", "--points", "800",
                  "--objects", "2", "--size", "48x64", "--no-progress"]) == 0
     (root / "captions.txt").write_text("a dog on the grass\na cat on a sofa\na dog and a cat\n")
@@ -68,7 +68,7 @@ def argv(prog: str, out: str, i: dict) -> list[str]:
         "ovss segment": ["segment", str(i["w"] / "images" / "val"), "--classes", "a, b", *MODEL, "--out", out],
         "ovss bench": ["bench", "--dataset", "shapesworld", "--data-root", w, "--corruptions", "original", "--limit", "1",
                        "--workers", "0", "--no-progress", *MODEL, "--out", out],
-        "ovss world make": ["world", "make", "--n", "1", "--size", "32", "--out", out],
+        "ovss world make": ["world", "make", "--world", "shapesworld", "--n", "1", "--size", "32", "--out", out],
         "ovss world make3d": ["world", "make3d", "--n", "1", "--frames", "1", "--points", "800", "--objects", "1",
                               "--size", "32x40", "--no-progress", "--out", out],
         "ovss world train": ["world", "train", "--steps", "1", "--batch-size", "2", "--workers", "0", "--no-progress",
@@ -85,7 +85,7 @@ def argv(prog: str, out: str, i: dict) -> list[str]:
                                  "--sigma2", "0.99", "--no-progress", *MODEL, "--out", out],
         "ovss openbench classcount": ["openbench", "classcount", "--dataset", "shapesworld", "--data-root", w,
                                       "--extra-classes", "0", "--limit", "1", "--no-progress", *MODEL, "--out", out],
-        "ovss ovsnet ablation": ["ovsnet", "ablation", "--data", str(i["root"] / "d"), "--steps", "1", "--train-n", "2",
+        "ovss ovsnet ablation": ["ovsnet", "ablation", "--world", "shapesworld", "--data", str(i["root"] / "d"), "--steps", "1", "--train-n", "2",
                                  "--val-n", "2", "--variants", "baseline", "--no-progress", *MODEL, "--out", out],
         "ovss 3d classify": ["3d", "classify", room, "--classes", "box, ball", "--views", "1", "--no-progress", *MODEL,
                              "--out", out],
@@ -220,7 +220,7 @@ def test_a_raw_full_disk_error_is_one_line(monkeypatch, tmp_path, capsys):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "w" / "train.log"))
 
     monkeypatch.setattr(world, "run_make", boom)
-    assert main(["world", "make", "--out", str(tmp_path / "w"), "--n", "1"]) == 2
+    assert main(["world", "make", "--world", "shapesworld", "--out", str(tmp_path / "w"), "--n", "1"]) == 2
     assert "no space left on the device writing" in _one_line(capsys)
 
 
@@ -230,7 +230,7 @@ def test_a_raw_full_disk_error_is_one_line(monkeypatch, tmp_path, capsys):
 def test_another_kind_of_job_at_an_output_path_is_refused(inputs, tmp_path, capsys):
     """Item 6: a ShapesWorld image at a segment output path was overwritten (both said "ovss")."""
     world = tmp_path / "w"
-    assert main(["world", "make", "--out", str(world), "--n", "1", "--size", "32"]) == 0
+    assert main(["world", "make", "--world", "shapesworld", "--out", str(world), "--n", "1", "--size", "32"]) == 0
     target = world / "images" / "val" / "sw_400000.png"
     assert Image.open(target).text["ovss-job"] == "world make"
     before = target.read_bytes()
@@ -249,7 +249,7 @@ def test_a_running_job_locks_its_output(tmp_path, capsys):
     out.mkdir()
     (out / ".ovss.lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
                                                 "kind": "world make", "run": "other", "since": "now"}))
-    assert main(["world", "make", "--out", str(out), "--n", "1", "--size", "32"]) == 2
+    assert main(["world", "make", "--world", "shapesworld", "--out", str(out), "--n", "1", "--size", "32"]) == 2
     err = _one_line(capsys)
     assert f"pid {os.getpid()}" in err and str(out / ".ovss.lock") in err and "another ovss job" in err
     assert sorted(os.listdir(out)) == [".ovss.lock"]
@@ -261,7 +261,7 @@ def test_a_dead_jobs_lock_is_taken_over_and_released(tmp_path):
     out = tmp_path / "w"
     out.mkdir()
     (out / ".ovss.lock").write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename, "kind": "world make"}))
-    assert main(["world", "make", "--out", str(out), "--n", "1", "--size", "32"]) == 0
+    assert main(["world", "make", "--world", "shapesworld", "--out", str(out), "--n", "1", "--size", "32"]) == 0
     assert not (out / ".ovss.lock").exists() and (out / "meta.json").exists()
 
 
@@ -389,7 +389,7 @@ def test_data_prepare_shares_a_data_root_with_other_jobs(inputs, tmp_path, capsy
     root that already holds a ShapesWorld export (another kind of job) is no conflict, and a second
     preparation resumes into the same folder."""
     root = tmp_path / "data"
-    assert main(["world", "make", "--out", str(root / "shapesworld"), "--n", "1", "--size", "32"]) == 0
+    assert main(["world", "make", "--world", "shapesworld", "--out", str(root / "shapesworld"), "--n", "1", "--size", "32"]) == 0
     argv_prepare = ["data", "prepare", "ade20k", "--from", str(inputs["downloads"]), "--no-checksum", "--out", str(root)]
     assert main(argv_prepare) == 0
     assert (root / "ADEChallengeData2016" / "annotations" / "validation" / "ADE_val_00000001.png").is_file()

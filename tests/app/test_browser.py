@@ -19,7 +19,7 @@ import pytest
 
 CHROMIUM = os.environ.get("OVSS_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("OVSS_CHROMEDRIVER", "/usr/bin/chromedriver")
-EXAMPLE_CLASSES = "sky, grass, sand, sun, ball"  # the classes present in ShapesWorld scene 7
+EXAMPLE_CLASSES = "sky, snow, pine tree, rock"  # the classes present in ShapesWorld 2 scene 7
 
 
 def _missing() -> str | None:

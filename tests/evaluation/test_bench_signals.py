@@ -25,7 +25,7 @@ N_IMAGES = 16
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     out = tmp_path_factory.mktemp("signals") / "sw"
-    subprocess.run([sys.executable, "-m", "ovss", "world", "make", "--out", str(out), "--n", str(N_IMAGES),
+    subprocess.run([sys.executable, "-m", "ovss", "world", "make", "--world", "shapesworld", "--out", str(out), "--n", str(N_IMAGES),
                     "--size", "112", "--seed", "3"], check=True, capture_output=True, env=_env(), timeout=120)
     return out
 

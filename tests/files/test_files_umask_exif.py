@@ -22,7 +22,7 @@ def test_written_files_follow_the_umask(tmp_path, umask, expected):
     out = tmp_path / "world"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "ovss", "world", "make", "--out", str(out), "--n", "1", "--size", "32"],
+        [sys.executable, "-m", "ovss", "world", "make", "--world", "shapesworld", "--out", str(out), "--n", "1", "--size", "32"],
         env=env, capture_output=True, text=True, preexec_fn=lambda: os.umask(umask), timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

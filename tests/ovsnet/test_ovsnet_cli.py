@@ -76,6 +76,6 @@ def test_shapesworld2_exports_learn_their_own_base_classes(tmp_path, capsys):
                if c in opened["source_similarity"])
     assert export_base_classes(tmp_path / "run") is None  # not an export: ShapesWorld's own split applies
     capsys.readouterr()
-    assert main(args[:2] + ["--benchmark", "sw2-20", "--data", str(tmp_path / "d2"), "--out", str(tmp_path / "r2"),
+    assert main(args[:2] + ["--world", "shapesworld", "--benchmark", "sw2-20", "--data", str(tmp_path / "d2"), "--out", str(tmp_path / "r2"),
                             *MODEL]) == 2
     assert "--benchmark applies to --world shapesworld2 only" in capsys.readouterr().err

@@ -88,13 +88,13 @@ def test_cli_needs_the_weights_and_lists_tables(tmp_path, capsys):
         assert name in listing
     assert "GPU time" in listing and "weights" in listing
     assert "data: `ovss data prepare NAME --from DOWNLOADS --out ROOT` for NAME in voc20, context59" in listing
-    assert "data: `ovss world make --out ROOT/shapesworld --n 50 --seed 1 --split val`" in listing
+    assert "data: `ovss world make --world shapesworld --out ROOT/shapesworld --n 50 --seed 1 --split val`" in listing
 
 
 def test_the_model_must_be_the_tables(tmp_path, sw_val):
     from ovss.model import load_model
 
-    with pytest.raises(OvssError, match="measured with the embedded default weights"):
+    with pytest.raises(OvssError, match="measured with the embedded ovss-tiny weights .shapesworld."):
         reproduce_table("shapesworld-heads", load_model(None, "none"), sw_val, tmp_path / "run", rows=["original"])
     assert not (tmp_path / "run").exists()
 
@@ -109,7 +109,7 @@ def test_never_writes_over_a_foreign_comparison(tmp_path):
 def sw_val(tmp_path_factory):
     from ovss.world import write_dataset
 
-    # `ovss world make --out sw_val --n 50 --seed 1 --split val`: image i depends only on (seed, split, i),
+    # `ovss world make --world shapesworld --out sw_val --n 50 --seed 1 --split val`: image i depends only on (seed, split, i),
     # so the first 20 of 20 are the first 20 of 50
     return write_dataset(tmp_path_factory.mktemp("sw") / "sw_val", n=20, seed=1, split="val", progress=False)
 
@@ -124,7 +124,7 @@ def test_shapesworld_heads_reproduces_the_docs_cells(sw_val, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = load_model()
+        model = load_model(pretrained="shapesworld")
         first = reproduce_table("shapesworld-heads", model, sw_val, tmp_path / "run", rows=["original", "gaussian_noise"],
                                 columns=["naclip"], workers=0, progress=False)
         out = reproduce_table("shapesworld-heads", model, sw_val, tmp_path / "run", rows=["original", "gaussian_noise"],

@@ -17,7 +17,7 @@ COMMON = ["--model", "ovss-tiny", "--pretrained", "none"]
 def rooms(tmp_path_factory):
     root = tmp_path_factory.mktemp("sw3d") / "rooms"
     for split in ("train", "val"):
-        assert main(["world", "make3d", "--out", str(root), "--n", "1", "--split", split, "--objects", "3",
+        assert main(["world", "make3d", "--world", "shapesworld", "--out", str(root), "--n", "1", "--split", split, "--objects", "3",
                      "--frames", "3", "--points", "2000", "--size", "60x80", "--no-progress"]) == 0
     return root
 
@@ -84,3 +84,17 @@ def test_errors_are_one_line(rooms, tmp_path, capsys):
     _one_line_error(capsys, ["3d", "eval", str(tmp_path)], "not found")
     _one_line_error(capsys, ["world", "make3d", "--out", str(tmp_path / "r"), "--n", "1", "--points", "10"],
                     "too few")
+
+
+def test_a_rooms_world_picks_the_default_weights(rooms, tmp_path, capsys):
+    """No --model/--pretrained: a ShapesWorld-3D room is classified with the weights trained on
+    ShapesWorld, not the default shapesworld2 (which knows none of its 19 classes), and the result
+    records the tag; a scene of no world gets the default."""
+    from ovss.scene3d.classify import load_learner
+
+    room = next((rooms / "val").iterdir())
+    assert main(["3d", "classify", str(room), "--views", "0", "--no-progress", "--out", str(tmp_path / "p")]) == 0
+    result = json.loads((tmp_path / "p" / "instances.json").read_text())
+    assert result["model"] == {"name": "ovss-tiny", "pretrained": "shapesworld"}
+    assert load_learner(world=None)[0].model.pretrained == "shapesworld2"
+    assert load_learner(world="shapesworld2")[0].model.pretrained == "shapesworld2"

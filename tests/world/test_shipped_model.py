@@ -1,6 +1,6 @@
-"""The embedded ovss-tiny model: it loads by default and knows ShapesWorld."""
+"""The embedded ovss-tiny model: it loads by default, and each embedded tag knows its world."""
 
-from ovss.model import DEFAULT_MODEL, load_model
+from ovss.model import DEFAULT_MODEL, embedded_tag_for, load_model
 from ovss.tinyclip.quality import zero_shot_accuracy
 
 
@@ -10,10 +10,20 @@ class TestShippedModel:
         assert (m.name, m.pretrained) == DEFAULT_MODEL
         assert "embedded" in m.info["weights"]
 
+    def test_each_world_gets_the_weights_trained_on_it(self):
+        assert DEFAULT_MODEL == ("ovss-tiny", "shapesworld2")
+        assert embedded_tag_for("shapesworld2") == "shapesworld2"
+        assert embedded_tag_for("shapesworld") == "shapesworld"  # the first tag trained on it, not "-levels"
+        assert embedded_tag_for(None) is None and embedded_tag_for("ade20k") is None
+
+
+class TestShapesWorldWeights:
+    """The embedded `shapesworld` tag, trained on the 19-class ShapesWorld (the default until ShapesWorld 2)."""
+
     def test_zero_shot_accuracy_on_fresh_images(self):
         # fresh single-object images (seed 7 is used nowhere else), 12 classes x 30 images;
         # measured 91.9 to 93.9 % over seeds 1, 7, 11 and 13 at this size
-        acc = zero_shot_accuracy(load_model(), n_per_class=30, seed=7)
+        acc = zero_shot_accuracy(load_model(pretrained="shapesworld"), n_per_class=30, seed=7)
         assert acc >= 90.0, acc
 
     def test_segments_a_scene_better_than_chance(self):
@@ -22,21 +32,21 @@ class TestShippedModel:
         from ovss.tinyclip.quality import class_list
 
         scene = make_scene(123_456, size=224)
-        out = Segmenter(load_model(), preset="shapesworld").predict(scene.image, class_list())
+        out = Segmenter(load_model(pretrained="shapesworld"), preset="shapesworld").predict(scene.image, class_list())
         keep = scene.labels != 255
         accuracy = (out.labels.numpy()[keep] == scene.labels[keep]).mean()
         assert accuracy > 0.5, accuracy  # 19 classes: chance is about 0.05
 
 
 class TestShapesWorld2Weights:
-    """The embedded `shapesworld2` tag (trained from scratch on ShapesWorld 2; not the default)."""
+    """The embedded `shapesworld2` tag (trained from scratch on ShapesWorld 2; the default)."""
 
     def test_loads_as_an_embedded_tag_beside_the_default(self):
         from ovss.model import is_embedded
 
         m = load_model(pretrained="shapesworld2")
         assert (m.name, m.pretrained) == ("ovss-tiny", "shapesworld2") and is_embedded(m)
-        assert DEFAULT_MODEL == ("ovss-tiny", "shapesworld")  # the default is unchanged
+        assert DEFAULT_MODEL == ("ovss-tiny", "shapesworld2")  # the default
 
     def test_zero_shot_on_the_default_benchmark_things(self):
         from ovss.tinyclip.quality2 import zero_shot_accuracy2

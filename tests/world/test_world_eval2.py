@@ -50,7 +50,7 @@ def test_the_report_counts_enough_scenes_for_every_default_class():
 
 @pytest.mark.parametrize("args, words", [
     (["--world", "shapesworld2", "--benchmark", "sw2-7"], "unknown benchmark 'sw2-7'"),
-    (["--benchmark", "sw2-59"], "add --world shapesworld2"),
+    (["--world", "shapesworld", "--benchmark", "sw2-59"], "add --world shapesworld2"),
     (["--world", "shapesworld3"], "unknown world"),
     (["--world", "shapesworld2", "--n", "0"], "--n must be at least 1"),
 ])

@@ -68,11 +68,19 @@ def test_cli_make(tmp_path, capsys):
     names = (tmp_path / "d" / "val.txt").read_text().split()
     with Image.open(tmp_path / "d" / "images" / "val" / f"{names[0]}.png") as im:
         assert im.size == (64, 48)
-    assert "2 sketch images" in capsys.readouterr().out
+    assert "ShapesWorld 2: 2 sketch images" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "d" / "meta.json").read_text())  # the default world and its default benchmark
+    assert (meta["world"], meta["benchmark"]) == ("shapesworld2", "sw2-20")
+    args = _parser().parse_args(["world", "make", "--world", "shapesworld", "--out", str(tmp_path / "d1"), "--n", "1",
+                                 "--size", "48"])
+    assert args.func(args) == 0
+    assert "world" not in json.loads((tmp_path / "d1" / "meta.json").read_text())  # ShapesWorld's meta as before
+    assert len((tmp_path / "d1" / "classes.txt").read_text().splitlines()) == 19
 
 
 @pytest.mark.parametrize("argv,msg", [
-    (["--style", "cartoon"], "valid styles: default, night, sketch"),
+    (["--style", "cartoon"], "valid ShapesWorld 2 styles: default, night, sketch, painting"),
+    (["--style", "painting", "--world", "shapesworld"], "valid styles: default, night, sketch"),
     (["--size", "big"], "--size"),
     (["--n", "0"], "--n must be at least 1 (got 0)"),
 ])

@@ -145,12 +145,12 @@ def build_page(model, prompts: str | None = None, max_pixels: int = MAX_PIXELS, 
     """The gradio Blocks of the page, and the folder its sessions write into."""
     gr = import_gradio()
     from ..segment import default_preset
-    from .examples import write_examples
+    from .examples import examples_world, write_examples
 
     heads, presets = page_choices()  # not ProxyCLIP: the page has no control for its DINO checkpoint
 
     work = Path(work_dir or tempfile.mkdtemp(prefix="ovss-app-"))
-    examples = write_examples(work / "examples")
+    examples = write_examples(work / "examples", world=examples_world(model))
     lock = threading.Lock()
     start = preset_defaults(None, model)
     counter = iter(range(1, 1 << 62))

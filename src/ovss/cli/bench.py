@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import OvssError
-from .common import add_model_args, add_speed_args, apply_speed_args
+from .common import add_model_args, add_speed_args, apply_speed_args, data_world, weights_for_world
 
 
 def add_parser(sub) -> None:
@@ -114,8 +114,14 @@ def run(args: argparse.Namespace) -> int:
     for name in names:  # a preset's head may differ per dataset
         check_second_backbone(args.head, args.preset, name, args.second_backbone, args.second_weights)
     check_out_dir(args.out)
+    world = data_world(roots)
+    weights_for_world(args, world)
     if args.extra_classes is not None:
         return _class_count(args, names, roots, seeds)
+    if args.concepts_dict is None and args.metric == "iou-single" and world == "shapesworld2":
+        args.concepts_dict = "shapesworld2"  # the dictionary mined from the data's own world's captions
+        print("concepts: the shipped shapesworld2 co-occurrence dictionary (the data's world); --concepts-dict "
+              "chooses another", file=sys.stderr)
     if args.concepts_dict is not None:
         if args.metric != "iou-single":
             raise OvssError("--concepts-dict applies to --metric iou-single only")

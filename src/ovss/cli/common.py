@@ -13,7 +13,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=None, help="open_clip model name (default: the embedded ovss-tiny)")
     g.add_argument("--pretrained", default=None,
                    help="pretrained tag, local checkpoint file, or 'none' for random weights (default: the embedded "
-                        "'shapesworld' weights for ovss-tiny; required with any other --model)")
+                        "'shapesworld2' weights for ovss-tiny, on a ShapesWorld export the weights of its world; "
+                        "required with any other --model)")
     g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
 
 
@@ -56,6 +57,30 @@ def apply_speed_args(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+
+
+def weights_for_world(args: argparse.Namespace, world: str | None) -> None:
+    """On data of a ShapesWorld, unless --model/--pretrained say otherwise, use the embedded weights
+    trained on that world (a model only knows its own world's classes), and say so on stderr."""
+    import sys
+
+    from ..model import DEFAULT_MODEL, embedded_tag_for
+
+    if world is None or args.pretrained is not None or args.model not in (None, DEFAULT_MODEL[0]):
+        return
+    tag = embedded_tag_for(world)
+    if tag is not None and tag != DEFAULT_MODEL[1]:
+        args.pretrained = tag
+        print(f"weights: ovss-tiny {tag!r}, the embedded weights trained on the data's world ({world}); "
+              f"--pretrained chooses others", file=sys.stderr)
+
+
+def data_world(roots) -> str | None:
+    """The one world of these dataset roots when all are ShapesWorld exports of it, else None."""
+    from ..world.export import export_world
+
+    worlds = {export_world(r) for r in roots}
+    return worlds.pop() if len(worlds) == 1 else None
 
 
 def load_model_from_args(args: argparse.Namespace):

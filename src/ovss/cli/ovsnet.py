@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from ..errors import OvssError
-from .common import add_model_args, no_verb
+from .common import add_model_args, no_verb, weights_for_world
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -39,8 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--train-n", type=int, default=300, help="training scenes (default: 300)")
     a.add_argument("--val-n", type=int, default=100, help="validation scenes, source of the open split (default: 100)")
     a.add_argument("--data-seed", type=int, default=0, help="ShapesWorld seed (default: 0)")
-    a.add_argument("--world", default="shapesworld", choices=("shapesworld", "shapesworld2"),
-                   help="world of the --data exports (default: shapesworld); shapesworld2 learns its export's base classes")
+    a.add_argument("--world", default="shapesworld2", choices=("shapesworld", "shapesworld2"),
+                   help="world of the --data exports (default: shapesworld2, whose exports name their base classes); "
+                        "the default weights follow it")
     a.add_argument("--benchmark", default=None,
                    help="with --world shapesworld2: the class list of the exports (default: sw2-20)")
     a.add_argument("--sigma1", type=float, default=0.99, help="open split: keep images with a class below this (default: 0.99)")
@@ -114,6 +115,8 @@ def run_ablation_cmd(args: argparse.Namespace) -> int:
     if args.benchmark and args.world != "shapesworld2":
         raise OvssError("--benchmark applies to --world shapesworld2 only")
 
+    if not real:
+        weights_for_world(args, args.world)
     torch.manual_seed(0)  # random weights (--pretrained none) are the same in every run
     model = load_model(args.model, args.pretrained, device=args.device)
     seg = Segmenter(model, preset=args.preset or ("shapesworld" if model.name == "ovss-tiny" else "naclip"))

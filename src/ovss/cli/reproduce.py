@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     rank, _, device = setup_distributed(args.device)
     try:
         torch.manual_seed(0)
-        model = load_model(model_name, args.pretrained, device=device)
+        model = load_model(model_name, args.pretrained or table.spec.embedded_tag, device=device)
         result = reproduce_table(
             table.name, model, args.data_root, args.out, rows=rows, columns=[c.name for c in columns], limit=args.limit,
             workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite,

@@ -1,10 +1,11 @@
-"""``ovss world <verb>``: ShapesWorld, the built-in synthetic world.
+"""``ovss world <verb>``: the built-in synthetic worlds, ShapesWorld 2 (the default) and ShapesWorld.
 
     ovss world make --out DIR --n N [--style default|night|sketch] [--seed K] [--split val] [--size 224]
+                    [--world shapesworld2 [--benchmark sw2-20] | --world shapesworld]
     ovss world make3d --out DIR --n N [--split val] [--objects 6] [--frames 12] [--points 20000] [--style ...]
-                     [--world shapesworld2 [--benchmark sw2-59]]
-    ovss world train --out FILE.safetensors [--steps N] [--batch-size B] [--seed K] ...
-    ovss world eval [--weights FILE] [--n 50] [--quick] [--out REPORT.json]
+                     [--world shapesworld2 [--benchmark sw2-59] | --world shapesworld]
+    ovss world train --out FILE.safetensors [--steps N] [--batch-size B] [--seed K] [--world W] ...
+    ovss world eval [--world shapesworld2|shapesworld] [--weights FILE] [--n N] [--quick] [--out REPORT.json]
 """
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     make.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
     make.add_argument("--split", default="val", help="split name (default: val)")
     make.add_argument("--size", default="224", help="image side, or HxW such as 224x320 (default: 224)")
-    make.add_argument("--world", default="shapesworld",
-                      help="shapesworld (19 classes) or shapesworld2 (189 classes in contexts; default: shapesworld)")
+    make.add_argument("--world", default="shapesworld2",
+                      help="shapesworld2 (189 classes in contexts; the default) or shapesworld (19 classes)")
     make.add_argument("--benchmark", default=None,
                       help="ShapesWorld 2 class list: sw2-20 (default), sw2-59, sw2-150 or sw2-all")
     make.set_defaults(func=run_make)
@@ -55,8 +56,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     make3d.add_argument("--frames", type=int, default=12, help="posed frames per room (default: 12)")
     make3d.add_argument("--points", type=int, default=20000, help="points per room (default: 20000)")
     make3d.add_argument("--size", default="240x320", help="frame size HxW (default: 240x320)")
-    make3d.add_argument("--world", default="shapesworld",
-                        help="shapesworld (19 classes) or shapesworld2 (rooms of its contexts; default: shapesworld)")
+    make3d.add_argument("--world", default="shapesworld2",
+                        help="shapesworld2 (rooms of its contexts; the default) or shapesworld (19 classes)")
     make3d.add_argument("--benchmark", default=None,
                         help="ShapesWorld 2 class list with every stuff class: sw2-59 (default), sw2-150 or sw2-all")
     make3d.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -65,7 +66,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train = verbs.add_parser(
         "train", help="train the tiny CLIP from scratch on ShapesWorld",
         description="Train ovss's tiny CLIP contrastively on ShapesWorld image-caption pairs and "
-                    "write a safetensors checkpoint (plus FILE.train.json with the loss log).",
+                    "write a safetensors checkpoint (plus FILE.train.json with the loss log). The defaults are "
+                    "the recipe of the 'shapesworld' weights; the default 'shapesworld2' weights are "
+                    "--world shapesworld2 --augment 0.3 --dense-weight 3 --level-weight 0.5 --steps 2150 "
+                    "--batch-size 64 (docs/model_card_ovss_tiny.md).",
     )
     from ..tinyclip.recipe import TinyClipRecipe
 
@@ -99,15 +103,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "validation scenes, and naclip's mIoU under the 15 corruptions and the domain styles.",
     )
     ev.add_argument("--weights", default=None,
-                    help="ovss-tiny checkpoint or embedded tag (default: the embedded default; with "
-                         "--world shapesworld2 the shapesworld2 tag)")
+                    help="ovss-tiny checkpoint or embedded tag (default: the embedded weights of --world: "
+                         "shapesworld2, or shapesworld)")
     ev.add_argument("--n", type=int, default=None,
-                    help="validation scenes per scenario (default: 50; with --world shapesworld2 500, so that "
-                         "every sw2-20 class occurs)")
+                    help="validation scenes per scenario (default: 500 on shapesworld2, so that every sw2-20 class "
+                         "occurs; 50 on shapesworld)")
     ev.add_argument("--quick", action="store_true", help="only zero-shot accuracy and naclip on clean scenes")
     ev.add_argument("--out", default=None, help="write the report as JSON here, and as Markdown next to it")
-    ev.add_argument("--world", default="shapesworld",
-                    help="shapesworld, or shapesworld2: zero-shot accuracy and naclip mIoU per benchmark")
+    ev.add_argument("--world", default="shapesworld2",
+                    help="shapesworld2 (the default): zero-shot accuracy and naclip mIoU per benchmark; or shapesworld: "
+                         "the 19-class world's model card numbers, with corruptions and styles")
     ev.add_argument("--benchmark", action="append", default=None,
                     help="ShapesWorld 2 benchmark(s) to measure (repeatable; default: sw2-20)")
     ev.set_defaults(func=run_eval)
@@ -223,7 +228,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise OvssError("--benchmark names ShapesWorld 2 class lists: add --world shapesworld2 or drop it",
                         param="--benchmark")
     args.n = args.n or 50
-    model = load_model("ovss-tiny", args.weights) if args.weights else load_model()
+    model = load_model("ovss-tiny", args.weights or "shapesworld")
     if args.quick:
         report = quality_report(model, n=args.n, heads=("naclip",), corruptions=(), styles=())
     else:

@@ -111,12 +111,9 @@ def segments_miou(learner: PromptLearner, dataset, proposals: str = "gt", base: 
     if len(names) >= UNLABELLED:
         raise OvssError(f"{len(names)} classes do not fit a uint8 label map; use a dataset with fewer than 255 classes")
     if proposals == "dense" and "segmenter" not in context:
-        from ..segment import Segmenter
-        from ..model import DEFAULT_MODEL
+        from ..segment import Segmenter, default_preset
 
-        m = learner.model
-        preset = "shapesworld" if (m.name, m.pretrained) == DEFAULT_MODEL else "naclip"
-        context["segmenter"] = Segmenter(m, preset=preset)
+        context["segmenter"] = Segmenter(learner.model, preset=default_preset(learner.model))
     context.setdefault("classes", parse_classes([list(c) for c in dataset.classes]))
     context.setdefault("ignore_index", dataset.ignore_index)
     text = learner.encode_names(names)

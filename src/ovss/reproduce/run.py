@@ -136,8 +136,9 @@ def reproduce_table(
     info = model.describe()
     if info.get("model") != want:
         raise OvssError(f"table {table.name} is measured with {want}; the model given is {info.get('model')}", param="model")
-    if table.spec.model is None and info.get("pretrained") != "shapesworld":  # the docs' figures: the default weights
-        raise OvssError(f"table {table.name} is measured with the embedded default weights (shapesworld), "
+    tag = table.spec.embedded_tag
+    if table.spec.model is None and info.get("pretrained") != tag:  # the docs' figures: these embedded weights
+        raise OvssError(f"table {table.name} is measured with the embedded ovss-tiny weights {tag!r}, "
                         f"not {info.get('pretrained')!r}", param="pretrained")
     if second_weights is None and any(c.protocol == "proxyclip" for c in chosen_cols):
         raise OvssError("ProxyCLIP columns need the DINO checkpoint: pass second_weights (dino_vitbase8_pretrain.pth)",

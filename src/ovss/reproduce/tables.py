@@ -60,6 +60,7 @@ class TableSpec:
     why_not: str = ""  # why the table is reference-only
     method_columns: bool = False  # the columns are adaptation methods (mlmp's table)
     extra: dict = field(default_factory=dict)  # preset overrides every column gets
+    embedded_tag: str | None = None  # for model None: the embedded weights the table is measured with
 
 
 SPECS = {s.name: s for s in (
@@ -93,11 +94,13 @@ SPECS = {s.name: s for s in (
     TableSpec("opendas-main", "OpenDAS (2024)", "main tables", None, "-", runnable=False,
               why_not="needs OpenDAS's own 2D/3D domain data and prompt training"),
     TableSpec("shapesworld-c", "ovss docs/benchmarks.md", "ShapesWorld-C with the embedded model (issue 4)", None,
-              "the embedded ovss-tiny (no --pretrained)", rows_are="scenario", average_of="the 15 corruptions",
-              prepare="ovss world make --out {root} --n 50 --seed 1 --split val"),
+              "the embedded ovss-tiny shapesworld weights (no --pretrained)", rows_are="scenario",
+              average_of="the 15 corruptions", embedded_tag="shapesworld",
+              prepare="ovss world make --world shapesworld --out {root} --n 50 --seed 1 --split val"),
     TableSpec("shapesworld-heads", "ovss docs/benchmarks.md", "the 2024-2025 heads on ShapesWorld-C (issue 17)", None,
-              "the embedded ovss-tiny (no --pretrained)", rows_are="scenario", limit=20, average_of="the 15 corruptions",
-              prepare="ovss world make --out {root} --n 50 --seed 1 --split val"),
+              "the embedded ovss-tiny shapesworld weights (no --pretrained)", rows_are="scenario", limit=20,
+              average_of="the 15 corruptions", embedded_tag="shapesworld",
+              prepare="ovss world make --world shapesworld --out {root} --n 50 --seed 1 --split val"),
 )}
 
 

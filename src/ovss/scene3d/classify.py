@@ -19,7 +19,7 @@ from ..errors import OvssError
 from ..text import ClassList
 from .features import FeatureConfig, mask_features
 from .projection import Visibility, compute_visibility
-from .scene import Scene3D, read_masks, read_scene
+from .scene import Scene3D, read_masks, read_meta3d, read_scene
 from ..outputs import as_job
 
 SCORES = ("softmax", "ones")
@@ -103,11 +103,15 @@ def classify_scene(scene_dir: str | os.PathLike, masks_path: str | os.PathLike, 
 
 
 def load_learner(prompts: str | os.PathLike | None = None, model: str | None = None, pretrained: str | None = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", world: str | None = None):
     """(learner, prompts description): the prompts file's learner on the model it was learned on
-    (unless ``model`` names another), or a learner without prompts (no adaptation)."""
+    (unless ``model`` names another), or a learner without prompts (no adaptation): on a room of
+    ``world``, by default the embedded weights trained on that world."""
     from ..opendas import PromptLearner, load_prompts, read_sidecar
-    from ..model import load_model
+    from ..model import embedded_tag_for, load_model
+
+    if not prompts and model is None and pretrained is None:
+        pretrained = embedded_tag_for(world)
 
     info = None
     if prompts:
@@ -130,7 +134,6 @@ def scene_classes(scene_dir: str | os.PathLike, classes: str | None, classes_fil
     """--classes / --classes-file, else the classes a ShapesWorld-3D or ShapesWorld 2 room records,
     with its own world's synonyms (the two worlds share names such as "house" but not synonyms)."""
     from ..text import parse_classes
-    from .scene import read_meta3d
 
     if classes is None and classes_file is None:
         meta = read_meta3d(scene_dir)
@@ -167,7 +170,9 @@ def classify_to_folder(scene_dir: str | os.PathLike, out: str | os.PathLike, mas
     cfg = (cfg or FeatureConfig()).check()
     class_list = scene_classes(scene_dir, classes, classes_file)
     inputs = read_inputs(scene_dir, masks)
-    learner, info = load_learner(prompts, model, pretrained, device)
+    room = read_meta3d(scene_dir)
+    world = room.get("world", "shapesworld") if room.get("classes") else None  # a ShapesWorld room's world
+    learner, info = load_learner(prompts, model, pretrained, device, world)
     result, scene, mask_array, visibility = classify_scene(scene_dir, masks, class_list, learner, cfg, templates, score,
                                                            info, progress, inputs)
     write_outputs(out, result, scene, mask_array, visibility, views)

@@ -21,7 +21,7 @@ class TinyClipRecipe:
     style_share: float = 0.0  # training scenes rendered in the non-default styles (0: default only)
     # Regions can also be pooled from the attention outputs of the intermediate blocks that MLMP
     # fuses (the last `level_fraction` of the blocks, the last one excluded), in a second contrastive
-    # term of weight `level_weight`: 0 (off) for the default weights, 0.5 for "shapesworld-levels".
+    # term of weight `level_weight`: 0 (off) for the "shapesworld" weights, 0.5 for "shapesworld-levels" and "shapesworld2".
     level_fraction: float = 0.75
     level_weight: float = 0.0
     workers: int = 1

@@ -77,6 +77,20 @@ def world2_meta(root: str | Path) -> dict:
     return meta if meta.get("world") == "shapesworld2" else {}
 
 
+def export_world(root: str | Path) -> str | None:
+    """The world a ShapesWorld export or rooms folder was drawn from (None for any other folder):
+    the commands given such data default to the embedded weights trained on that world."""
+    from .rooms import FORMAT as ROOMS_FORMAT
+
+    try:
+        meta = read_meta(root)
+    except OvssError:
+        return None  # not ours to judge here; the dataset reader names the problem
+    if not isinstance(meta, dict) or meta.get("format") not in ("shapesworld", ROOMS_FORMAT):
+        return None
+    return str(meta.get("world", "shapesworld"))
+
+
 def export_base_classes(root: str | Path) -> list[str] | None:
     """The base classes a ShapesWorld 2 export names (None for other folders: ShapesWorld's own
     split applies)."""
