@@ -79,7 +79,7 @@ def test_save_and_load_round_trip(dictionary, tmp_path):
 def test_shipped_dictionary_covers_shapesworld():
     from ovss.world import CLASSES
 
-    d = load_dictionary()
+    d = load_dictionary("shapesworld")
     assert set(CLASSES) <= set(d.counts)
     assert max(d.frequency("boat"), key=d.frequency("boat").get) == "water"
 

@@ -53,6 +53,26 @@ class TestIoUSingleBench:
         again = json.loads((out / "shapesworld" / "iou_single" / "cooc.json").read_text())
         assert again["settings"]["dictionary"]["captions"] == 7
 
+    def test_the_dictionary_follows_the_exports_world(self, tmp_path, capsys):
+        """No --concepts-dict: a ShapesWorld export's cooc concepts come from ShapesWorld's shipped
+        dictionary (said on stderr), a ShapesWorld 2 export's from the default, shapesworld2; each
+        result names the dictionary and its hash, so neither is read back as the other."""
+        from ovss.concepts.cooccurrence import DEFAULT_DICTIONARY
+
+        assert DEFAULT_DICTIONARY == "shapesworld2"
+        records = {}
+        for world in ("shapesworld", "shapesworld2"):
+            root = write_dataset(tmp_path / world, n=1, seed=1, split="val", size=112, progress=False, world=world)
+            out = tmp_path / f"run_{world}"
+            assert main(["bench", "--dataset", "shapesworld", "--data-root", str(root), "--metric", "iou-single",
+                         "--concepts", "cooc", "--out", str(out), *MODEL]) == 0
+            err = capsys.readouterr().err
+            assert ("concepts: the shipped shapesworld co-occurrence dictionary" in err) == (world == "shapesworld")
+            records[world] = json.loads((out / "shapesworld" / "iou_single" / "cooc.json").read_text())["run_settings"]
+        assert records["shapesworld"]["dictionary"] == "shapesworld (shipped)"
+        assert records["shapesworld2"]["dictionary"] == "shapesworld2 (shipped)"
+        assert records["shapesworld"]["dictionary_sha256"] != records["shapesworld2"]["dictionary_sha256"]
+
     def test_dictionary_errors_are_one_line(self, tmp_path, capsys):
         root = write_dataset(tmp_path / "sw", n=1, seed=1, split="val", size=112, progress=False)
         base = ["bench", "--dataset", "shapesworld", "--data-root", str(root), "--out", str(tmp_path / "r"), *MODEL]

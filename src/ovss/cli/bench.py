@@ -45,7 +45,8 @@ def add_parser(sub) -> None:
                    help="with --metric iou-single: concept sources, comma-separated (background, cooc, llm, oracle, FILE)")
     p.add_argument("--concepts-dict", default=None, metavar="DICT",
                    help="with --metric iou-single: co-occurrence dictionary of the cooc source: a file from "
-                        "`ovss concepts build` or a shipped name, shapesworld (default) or shapesworld2")
+                        "`ovss concepts build` or a shipped name, shapesworld2 or shapesworld (default: the one of a "
+                        "ShapesWorld export's world, else shapesworld2)")
     p.add_argument("--extra-classes", default=None, metavar="N[,N...]",
                    help="class-count analysis instead of the grid: mIoU on clean images with N irrelevant class names "
                         "added at inference, plotted against N (as `ovss openbench classcount`; one dataset)")
@@ -118,15 +119,15 @@ def run(args: argparse.Namespace) -> int:
     weights_for_world(args, world)
     if args.extra_classes is not None:
         return _class_count(args, names, roots, seeds)
-    if args.concepts_dict is None and args.metric == "iou-single" and world == "shapesworld2":
-        args.concepts_dict = "shapesworld2"  # the dictionary mined from the data's own world's captions
-        print("concepts: the shipped shapesworld2 co-occurrence dictionary (the data's world); --concepts-dict "
+    from ..concepts.cooccurrence import DEFAULT_DICTIONARY, SHIPPED
+
+    if args.concepts_dict is None and args.metric == "iou-single" and world in SHIPPED and world != DEFAULT_DICTIONARY:
+        args.concepts_dict = world  # the dictionary mined from the data's own world's captions
+        print(f"concepts: the shipped {world} co-occurrence dictionary (the data's world); --concepts-dict "
               "chooses another", file=sys.stderr)
     if args.concepts_dict is not None:
         if args.metric != "iou-single":
             raise OvssError("--concepts-dict applies to --metric iou-single only")
-        from ..concepts.cooccurrence import SHIPPED
-
         if args.concepts_dict not in SHIPPED and not Path(args.concepts_dict).is_file():
             raise OvssError(f"--concepts-dict {args.concepts_dict}: no such file; build one with `ovss concepts build` "
                             f"or name a shipped one ({', '.join(SHIPPED)})")

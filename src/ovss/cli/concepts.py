@@ -54,7 +54,8 @@ def add_concept_args(p: argparse.ArgumentParser, source_flag: str = "--concepts"
     g.add_argument(source_flag, dest="concepts", default=None, metavar="SOURCE",
                    help="background, cooc, llm, oracle, or a file of concepts (default: cooc)")
     g.add_argument(dict_flag, dest="concepts_dict", default=None, metavar="DICT",
-                   help="co-occurrence dictionary (default: the shipped ShapesWorld one)")
+                   help="co-occurrence dictionary: a file from `ovss concepts build` or a shipped name, "
+                        "shapesworld2 (the default) or shapesworld")
     g.add_argument("--gamma", type=float, default=GAMMA, help=f"co-occurrence threshold (default: {GAMMA})")
     g.add_argument("--delta", type=float, default=DELTA, help=f"drop concepts more similar to the query (default: {DELTA})")
     g.add_argument("--beta", type=float, default=BETA, help=f"several queries: drop concepts more similar to any (default: {BETA})")

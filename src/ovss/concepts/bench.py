@@ -20,13 +20,14 @@ def _dictionary_record(dictionary: str | os.PathLike | None) -> dict:
     concepts, so a result made without WordNet is recomputed once WordNet is installed)."""
     from .filters import resolved_filter
 
-    if dictionary is None:
-        return {"dictionary": "shipped", "abstract_filter": resolved_filter("auto")}
     import hashlib
 
     from ..errors import OvssError
 
-    from .cooccurrence import SHIPPED
+    from .cooccurrence import DEFAULT_DICTIONARY, SHIPPED
+
+    if dictionary is None:  # named, so that a result of an earlier default is not read back as this one
+        dictionary = DEFAULT_DICTIONARY
 
     path = SHIPPED.get(str(dictionary), Path(dictionary))
     if not path.is_file():
