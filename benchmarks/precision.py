@@ -1,9 +1,10 @@
 """Quality of the fast precisions against fp32: label agreement and mIoU, every head.
 
-Embedded ovss-tiny on ShapesWorld validation scenes (``ovss world make --n N --seed 1 --split val``,
-written to a temporary folder), ``shapesworld`` preset: per head and precision, the share of pixels
-whose label equals fp32's and the mIoU. Random-weights ViT-B/16 (seed 0) on a few of the same
-scenes at 448 px, windows 224 / 112: agreement only (random weights have no meaningful mIoU).
+Embedded ovss-tiny (``shapesworld`` weights) on ShapesWorld validation scenes (``ovss world make
+--world shapesworld --n N --seed 1 --split val``, written to a temporary folder), ``shapesworld``
+preset: per head and precision, the share of pixels whose label equals fp32's and the mIoU.
+Random-weights ViT-B/16 (seed 0) on a few of the same scenes at 448 px, windows 224 / 112:
+agreement only (random weights have no meaningful mIoU).
 The bar a mode must pass to be offered: agreement >= 99 % and |mIoU - fp32| <= 0.3 for every head.
 Prints Markdown tables.
 """
@@ -35,7 +36,7 @@ def quality_embedded(root: Path, modes=MODES) -> list[dict]:
     ds = open_dataset("shapesworld", root)
     items = [ds[i] for i in range(len(ds))]
     images = [it["image"] for it in items]
-    model = load_model()
+    model = load_model(pretrained="shapesworld")  # the weights trained on these (ShapesWorld) scenes
     rows = []
     for head in [h for h, spec in HEADS.items() if not spec.second]:  # ProxyCLIP: no DINO weights offline
         ref = None
