@@ -109,3 +109,38 @@ def test_the_dense_term_adds_a_class_cross_entropy(tmp_path):
         train_tiny_clip(tmp_path / f"d{weight}.safetensors", cfg, progress=False)
         first[weight] = json.loads((tmp_path / f"d{weight}.train.json").read_text())["log"][0]["loss"]
     assert 2.4 < first[1.0] - first[0.0] < 3.5
+
+
+def test_each_embedded_tags_recipe_is_the_one_its_log_records():
+    """`ovss world train --recipe TAG` retrains an embedded file: its recipe equals the settings the
+    shipped file's training log records (docs/ovss-tiny-TAG.train.json; older logs lack newer fields,
+    whose defaults mean "off")."""
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from ovss.model.loading import EMBEDDED_WEIGHTS
+    from ovss.tinyclip.recipe import RECIPES
+
+    assert set(RECIPES) == set(EMBEDDED_WEIGHTS["ovss-tiny"])
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    for tag, recipe in RECIPES.items():
+        logged = json.loads((docs / f"ovss-tiny-{tag}.train.json").read_text())["config"]
+        mine = asdict(recipe)
+        assert {k: mine[k] for k in logged} == logged, tag
+
+
+def test_cli_train_starts_from_the_recipe_and_flags_change_single_settings(tmp_path, monkeypatch, capsys):
+    from ovss.cli import main
+    from ovss.tinyclip import train as train_module
+
+    seen = []
+    monkeypatch.setattr(train_module, "train_tiny_clip",
+                        lambda out, recipe, progress: seen.append(recipe) or {"model": "ovss-tiny", "seconds": 0})
+    out = str(tmp_path / "t.safetensors")
+    assert main(["world", "train", "--out", out, "--steps", "3"]) == 0  # the default: shapesworld2's recipe
+    assert (seen[-1].world, seen[-1].dense_weight, seen[-1].batch_size, seen[-1].steps) == ("shapesworld2", 3.0, 64, 3)
+    assert main(["world", "train", "--out", out, "--recipe", "shapesworld-levels", "--world", "shapesworld"]) == 0
+    assert (seen[-1].world, seen[-1].level_weight, seen[-1].steps, seen[-1].dense_weight) == ("shapesworld", 0.5, 600, 0.0)
+    assert main(["world", "train", "--out", out, "--world", "mars"]) == 2
+    assert "unknown world 'mars'" in capsys.readouterr().err and len(seen) == 2

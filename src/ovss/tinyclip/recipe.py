@@ -38,3 +38,13 @@ class TinyClipRecipe:
     # the target being the patch's class shares from the scene's labels (0: off)
     dense_weight: float = 0.0
     checkpoint_every: int = 50  # steps between resumable checkpoints (FILE.ckpt.pt); 0: none
+
+
+# The recipe of each embedded weight file, by its tag (the logs in docs/ovss-tiny-*.train.json
+# record the same settings): `ovss world train --recipe TAG` retrains it, flags change single settings.
+RECIPES: dict[str, TinyClipRecipe] = {
+    "shapesworld": TinyClipRecipe(),
+    "shapesworld-levels": TinyClipRecipe(level_weight=0.5),
+    "shapesworld2": TinyClipRecipe(steps=2150, batch_size=64, level_weight=0.5, world="shapesworld2", augment=0.3,
+                                   dense_weight=3.0),
+}
