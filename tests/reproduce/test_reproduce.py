@@ -66,6 +66,20 @@ def test_select_names_what_exists():
     assert [c.name for c in cols] == ["SCLIP", "ClearCLIP", "NACLIP", "NACLIP+ResCLIP"]  # +ResCLIP on SCLIP/ClearCLIP: no preset
 
 
+def test_an_export_of_the_other_world_is_refused_before_the_model(tmp_path, capsys):
+    """`ovss world make` writes ShapesWorld 2 by default: given to a ShapesWorld table (measured with
+    the shapesworld weights) it would give numbers, all wrong; it is refused, naming the command."""
+    from ovss.world import write_dataset
+
+    write_dataset(tmp_path / "data" / "shapesworld", n=1, seed=1, split="val", size=64, progress=False,
+                  world="shapesworld2")
+    code = main(["reproduce", "shapesworld-heads", "--data-root", str(tmp_path / "data"), "--rows", "original",
+                 "--columns", "naclip", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a shapesworld2 export; the table is measured on shapesworld" in err
+    assert "`ovss world make --world shapesworld --out " in err and not (tmp_path / "run").exists()
+
+
 def test_missing_datasets_are_one_line_each_naming_data_prepare(tmp_path, capsys):
     code = main(["reproduce", "resclip-vitb16", "--data-root", str(tmp_path / "data"), "--pretrained", "openai",
                  "--out", str(tmp_path / "run")])

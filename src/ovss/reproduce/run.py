@@ -79,11 +79,31 @@ def dataset_roots(table: Table, data_root: str | os.PathLike, datasets: Sequence
             why = str(e).split(" (diagnose")[0].split("; how to prepare")[0]
             missing.append(f"{name}: not found under {base} ({why}); make it with `{make}`")
             continue
+        wrong = _wrong_world(table, root)
+        if wrong:
+            missing.append(f"{name}: {root} is a {wrong} export; the table is measured on "
+                           f"{_table_world(table)}: make it with `{table.spec.prepare.format(root=base / name)}`")
+            continue
         roots[name] = root
     if missing:
         raise OvssError(f"{len(missing)} dataset(s) of table {table.name} missing:\n  " + "\n  ".join(missing),
                         param="data_root")
     return roots
+
+
+def _table_world(table: Table) -> str | None:
+    from ..model import EMBEDDED_WORLDS
+
+    return EMBEDDED_WORLDS.get(table.spec.embedded_tag) if table.spec.embedded_tag else None
+
+
+def _wrong_world(table: Table, root: Path) -> str | None:
+    """The world of an export at ``root`` when it is not the one the table's embedded weights know
+    (a ShapesWorld 2 export given to a ShapesWorld table gives numbers, all wrong), else None."""
+    from ..world.export import export_world
+
+    want, have = _table_world(table), export_world(root)
+    return have if want is not None and have is not None and have != want else None
 
 
 def check_run_folder(out: str | os.PathLike, table: Table) -> None:
