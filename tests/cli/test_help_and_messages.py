@@ -28,7 +28,9 @@ def test_every_help_shows_defaults_and_names_papers():
         for word in ("seed 00", "the seed's", "The seed's", "(seed "):
             assert word not in text, (p.prog, word)
     train = next(p for p in parsers if p.prog == "ovss world train").format_help()
-    assert "(default: 600)" in train and "(default: 96)" in train and "(default: 0)" in train
+    flat = " ".join(train.split())
+    assert "--recipe" in flat and "(default: shapesworld2;" in flat
+    assert "shapesworld2's is 2150)" in flat and "shapesworld2's is 64)" in flat and "shapesworld2's is 0)" in flat
     segment = next(p for p in parsers if p.prog == "ovss segment").format_help()
     assert "required with any other --model" in segment.replace("\n", " ").replace("  ", " ") or "required with" in segment
     for prog in ("ovss models", "ovss data list", "ovss data check"):

@@ -75,23 +75,30 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
     train.add_argument("--recipe", default="shapesworld2", choices=sorted(RECIPES),
                        help="the recipe of these embedded weights (default: shapesworld2; docs/model_card_ovss_tiny.md)")
-    # every setting below defaults to the recipe's own value (None here: "not given")
-    train.add_argument("--steps", type=int, help="optimisation steps")
-    train.add_argument("--batch-size", type=int, help="image-caption pairs per step")
-    train.add_argument("--lr", type=float, help="peak learning rate")
-    train.add_argument("--seed", type=int, help="training seed")
-    train.add_argument("--workers", type=int, help="data-loading worker processes")
-    train.add_argument("--regions", type=int, help="captioned sub-windows per scene image")
-    train.add_argument("--style-share", type=float, help="share of training scenes in the other styles")
+    # every setting below defaults to the recipe's own value (None here: "not given"); the help shows
+    # the default recipe's
+    default = RECIPES["shapesworld2"]
+
+    def shown(name: str) -> str:
+        return f" (default: the recipe's; shapesworld2's is {getattr(default, name)})"
+
+    train.add_argument("--steps", type=int, help="optimisation steps" + shown("steps"))
+    train.add_argument("--batch-size", type=int, help="image-caption pairs per step" + shown("batch_size"))
+    train.add_argument("--lr", type=float, help="peak learning rate" + shown("lr"))
+    train.add_argument("--seed", type=int, help="training seed" + shown("seed"))
+    train.add_argument("--workers", type=int, help="data-loading worker processes" + shown("workers"))
+    train.add_argument("--regions", type=int, help="captioned sub-windows per scene image" + shown("regions"))
+    train.add_argument("--style-share", type=float, help="share of training scenes in the other styles" + shown("style_share"))
     train.add_argument("--level-weight", type=float,
-                       help="weight of the region term on the intermediate blocks MLMP fuses (0: off)")
+                       help="weight of the region term on the intermediate blocks MLMP fuses (0: off)" + shown("level_weight"))
     train.add_argument("--dense-weight", type=float,
                        help="weight of the per-patch term: patch features classified against every class name, "
-                            "targets from the scene labels (0: off)")
-    train.add_argument("--world", help="shapesworld or shapesworld2")
-    train.add_argument("--augment", type=float, help="share of images with a random photometric augmentation")
+                            "targets from the scene labels (0: off)" + shown("dense_weight"))
+    train.add_argument("--world", help="shapesworld or shapesworld2" + shown("world"))
+    train.add_argument("--augment", type=float,
+                       help="share of images with a random photometric augmentation" + shown("augment"))
     train.add_argument("--init", help="start from these weights (.safetensors; the recipes start from scratch)")
-    train.add_argument("--warmup", type=int, help="warm-up steps")
+    train.add_argument("--warmup", type=int, help="warm-up steps" + shown("warmup"))
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     train.set_defaults(func=run_train)
