@@ -59,6 +59,22 @@ class TestBenchCommand:
         assert "weights:" not in capsys.readouterr().err
         assert json.loads((out2 / "shapesworld" / "none" / "original.json").read_text())["model"]["pretrained"] == "shapesworld2"
 
+    def test_exports_of_both_worlds_need_named_weights(self, world, tmp_path, capsys):
+        """Each embedded weight file knows one world: exports of both given to one command (adapt
+        eval takes several roots), with no weights named, are refused; named weights are kept."""
+        import argparse
+
+        from ovss.cli.common import weights_for_data
+        from ovss.errors import OvssError
+
+        sw2 = write_dataset(tmp_path / "sw2", n=1, seed=1, split="val", size=112, progress=False, world="shapesworld2")
+        args = argparse.Namespace(model=None, pretrained=None)
+        with pytest.raises(OvssError, match="exports of shapesworld and shapesworld2, and each embedded weight file"):
+            weights_for_data(args, [world, sw2])
+        assert weights_for_data(argparse.Namespace(model=None, pretrained="shapesworld2"), [world, sw2]) is None
+        assert weights_for_data(args, [sw2, tmp_path]) is None and args.pretrained is None  # not all exports
+        assert weights_for_data(args, [world]) == "shapesworld" and args.pretrained == "shapesworld"
+
     @pytest.mark.parametrize("extra,msg", [
         (["--dataset", "voc99"], "unknown dataset 'voc99'"),
         (["--data-root", "/nonexistent/data"], "ovss data check /nonexistent/data --dataset shapesworld"),

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import OvssError
-from .common import add_llm_args, add_model_args, data_world, no_verb, weights_for_world
+from .common import add_llm_args, add_model_args, no_verb, weights_for_data
 
 
 def add_parser(sub) -> None:
@@ -148,7 +148,7 @@ def _load_model(args: argparse.Namespace, prompts: str | None = None):
         recorded = read_sidecar(prompts).get("model", {})
         name, pretrained = recorded.get("name"), pretrained or recorded.get("pretrained")
     elif getattr(args, "data", None):
-        weights_for_world(args, data_world(args.data if isinstance(args.data, (list, tuple)) else [args.data]))
+        weights_for_data(args, args.data if isinstance(args.data, (list, tuple)) else [args.data])
         pretrained = args.pretrained
     torch.manual_seed(0)
     return load_model(name, pretrained, device=args.device)

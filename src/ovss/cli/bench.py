@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import OvssError
-from .common import add_model_args, add_speed_args, apply_speed_args, data_world, weights_for_world
+from .common import add_model_args, add_speed_args, apply_speed_args, weights_for_data
 
 
 def add_parser(sub) -> None:
@@ -114,9 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
     for name in names:  # a preset's head may differ per dataset
         check_second_backbone(args.head, args.preset, name, args.second_backbone, args.second_weights)
+    world = weights_for_data(args, roots)  # before --out is made: a refusal leaves nothing behind
     check_out_dir(args.out)
-    world = data_world(roots)
-    weights_for_world(args, world)
     if args.extra_classes is not None:
         return _class_count(args, names, roots, seeds)
     from ..concepts.cooccurrence import DEFAULT_DICTIONARY, SHIPPED

@@ -75,12 +75,21 @@ def weights_for_world(args: argparse.Namespace, world: str | None) -> None:
               f"--pretrained chooses others", file=sys.stderr)
 
 
-def data_world(roots) -> str | None:
-    """The one world of these dataset roots when all are ShapesWorld exports of it, else None."""
+def weights_for_data(args: argparse.Namespace, roots) -> str | None:
+    """``weights_for_world`` for the world of these dataset roots; returns that world (None unless
+    every root is a ShapesWorld export of one world). Exports of both worlds at once, with no
+    weights named, are refused: each embedded file knows one world, so one set would be wrong."""
+    from ..model import DEFAULT_MODEL
     from ..world.export import export_world
 
     worlds = {export_world(r) for r in roots}
-    return worlds.pop() if len(worlds) == 1 else None
+    known = sorted(w for w in worlds if w is not None)
+    if len(known) > 1 and args.pretrained is None and args.model in (None, DEFAULT_MODEL[0]):
+        raise OvssError(f"the datasets are exports of {' and '.join(known)}, and each embedded weight file knows one "
+                        "world: run them separately, or name the weights with --pretrained", param="--pretrained")
+    world = worlds.pop() if len(worlds) == 1 else None
+    weights_for_world(args, world)
+    return world
 
 
 def load_model_from_args(args: argparse.Namespace):

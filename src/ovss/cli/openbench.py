@@ -155,7 +155,7 @@ def run_classcount(args: argparse.Namespace) -> int:
     from ..evaluation.runner import open_dataset
     from ..model import load_model
     from ..openbench import run_class_count
-    from .common import check_model_args, check_out_dir, data_world, parse_counts, weights_for_world
+    from .common import check_model_args, check_out_dir, parse_counts, weights_for_data
 
     counts = parse_counts(args.extra_classes, "--extra-classes")
     if args.limit is not None and args.limit < 1:
@@ -163,7 +163,7 @@ def run_classcount(args: argparse.Namespace) -> int:
     check_model_args(args)
     dataset = open_dataset(args.dataset.lower(), args.data_root, args.split, args.limit)
     check_out_dir(args.out)
-    weights_for_world(args, data_world([args.data_root]))
+    weights_for_data(args, [args.data_root])
     torch.manual_seed(0)
     model = load_model(args.model, args.pretrained, device=args.device)
     table = run_class_count(model, dataset, counts, args.out, pool=args.pool, seed=args.seed,
