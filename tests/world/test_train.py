@@ -144,3 +144,6 @@ def test_cli_train_starts_from_the_recipe_and_flags_change_single_settings(tmp_p
     assert (seen[-1].world, seen[-1].level_weight, seen[-1].steps, seen[-1].dense_weight) == ("shapesworld", 0.5, 600, 0.0)
     assert main(["world", "train", "--out", out, "--world", "mars"]) == 2
     assert "unknown world 'mars'" in capsys.readouterr().err and len(seen) == 2
+    assert main(["world", "train", "--out", out, "--recipe", "shapesworld3"]) == 2
+    err = capsys.readouterr().err
+    assert err == "ovss: error: unknown recipe 'shapesworld3'; choose one of: shapesworld, shapesworld-levels, shapesworld2\n"

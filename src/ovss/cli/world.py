@@ -73,8 +73,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..tinyclip.recipe import RECIPES
 
     train.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
-    train.add_argument("--recipe", default="shapesworld2", choices=sorted(RECIPES),
-                       help="the recipe of these embedded weights (default: shapesworld2; docs/model_card_ovss_tiny.md)")
+    train.add_argument("--recipe", default="shapesworld2",
+                       help=f"the recipe of these embedded weights: {', '.join(RECIPES)} (default: shapesworld2; "
+                            "docs/model_card_ovss_tiny.md)")
     # every setting below defaults to the recipe's own value (None here: "not given"); the help shows
     # the default recipe's
     default = RECIPES["shapesworld2"]
@@ -180,6 +181,8 @@ def run_train(args: argparse.Namespace) -> int:
                                             "level_weight", "world", "augment", "init", "warmup",
                                             "dense_weight")}
     options = {k: v for k, v in options.items() if v is not None}  # the flags given; the recipe has the rest
+    if args.recipe not in RECIPES:
+        raise OvssError(f"unknown recipe {args.recipe!r}; choose one of: {', '.join(RECIPES)}", param="--recipe")
     for k in ("steps", "batch_size"):
         if k in options and options[k] < 1:
             raise OvssError(f"--{k.replace('_', '-')} must be at least 1 (got {options[k]})")
